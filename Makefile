@@ -1,0 +1,47 @@
+# attnflex-lab: two commands.
+#   make lab    set up .venv (first time only), then open JupyterLab on notebooks/
+#   make test   set up the same way, then run every test (unit, notebooks, learning, browser)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.attnflex-installed
+PORT   ?= 8888
+LAB_ARGS ?=
+
+.PHONY: setup lab test test-fast lint strip doctor bench clean
+
+setup: $(STAMP)
+
+# Reinstall only when the package's declared dependencies or the setup script change.
+$(STAMP): pyproject.toml scripts/setup_env.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup_env.sh
+	@touch $@
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(LAB_ARGS)
+
+doctor: setup
+	$(PY) -m attnflex_lab doctor
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup
+	bash scripts/setup_browser.sh
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+# Everything but the real-browser tests (for a machine without Chromium).
+test-fast: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not browser"
+
+# Remove outputs and execution counts from every notebook before committing.
+strip: setup
+	$(PY) scripts/strip_notebooks.py notebooks/*.ipynb
+
+bench: setup
+	$(PY) -m attnflex_lab bench
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache .hypothesis

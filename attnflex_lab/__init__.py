@@ -1,0 +1,25 @@
+"""attnflex-lab: a teaching lab on attention, its gradients, GPU training and attention elasticity.
+
+Dimension legend used everywhere: B batch, H heads, T queries, S keys, D query/key width, Dv value width.
+"""
+
+from ._meta import COLAB_URL, REPO_URL
+from .config import PROFILES, by_profile, profile
+from .device import environment_report, in_colab, pick_device, seed_everything
+from . import functional
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "COLAB_URL",
+    "PROFILES",
+    "REPO_URL",
+    "__version__",
+    "by_profile",
+    "environment_report",
+    "functional",
+    "in_colab",
+    "pick_device",
+    "profile",
+    "seed_everything",
+]

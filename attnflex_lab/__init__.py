@@ -3,10 +3,10 @@
 Dimension legend used everywhere: B batch, H heads, T queries, S keys, D query/key width, Dv value width.
 """
 
+from . import functional
 from ._meta import COLAB_URL, REPO_URL
 from .config import PROFILES, by_profile, profile
 from .device import environment_report, in_colab, pick_device, seed_everything
-from . import functional
 
 __version__ = "0.1.0"
 

@@ -92,7 +92,7 @@ def describe_difference(got, expected, atol: float, rtol: float, name: str = "ou
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
             return f"{name} should be a tuple of {len(expected)} items, got {type(got).__name__}"
-        for i, (g, e) in enumerate(zip(got, expected)):
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             problem = describe_difference(g, e, atol, rtol, name=f"{name}[{i}]")
             if problem:
                 return problem

@@ -50,7 +50,7 @@ def test_by_profile_picks_the_current_or_given_profile(monkeypatch):
 
 
 def _draw():
-    return random.random(), np.random.rand(), torch.rand(3)  # noqa: NPY002, torch.randn(2, 2)
+    return random.random(), np.random.rand(), torch.rand(3), torch.randn(2, 2)  # noqa: NPY002
 
 
 def test_seed_everything_repeats_every_generator():

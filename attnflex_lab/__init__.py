@@ -3,7 +3,7 @@
 Dimension legend used everywhere: B batch, H heads, T queries, S keys, D query/key width, Dv value width.
 """
 
-from . import functional
+from . import functional, gradcheck, ops
 from ._meta import COLAB_URL, REPO_URL
 from .config import PROFILES, by_profile, profile
 from .device import environment_report, in_colab, pick_device, seed_everything
@@ -18,7 +18,9 @@ __all__ = [
     "by_profile",
     "environment_report",
     "functional",
+    "gradcheck",
     "in_colab",
+    "ops",
     "pick_device",
     "profile",
     "seed_everything",

@@ -7,6 +7,8 @@ Dv value width.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -29,7 +31,17 @@ def check_floating(**tensors: torch.Tensor) -> None:
         if a.dtype != b.dtype:
             raise TypeError(f"{first} and {name} must share a dtype, got {a.dtype} and {b.dtype}")
         if a.device != b.device:
-            raise ValueError(f"{first} and {name} must be on one device, got {a.device} and {b.device}")
+            raise ValueError(f"{first} and {name} must be on one device, got {a.device} "
+                             f"and {b.device}")
+
+
+def check_scale(scale) -> float:
+    """A finite real number (the factor on q·kᵀ); returned as a float."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise TypeError(f"scale must be a real number (a Python float), got {type(scale).__name__}")
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be finite, got {scale}")
+    return float(scale)
 
 
 def check_min_dims(name: str, x: torch.Tensor, dims: int, legend: str) -> None:
@@ -39,7 +51,7 @@ def check_min_dims(name: str, x: torch.Tensor, dims: int, legend: str) -> None:
 
 
 def check_mask(mask, target_shape: torch.Size, device: torch.device, what: str = "scores") -> None:
-    """A boolean mask (True = may attend) that broadcasts to ``target_shape`` without enlarging it."""
+    """A bool mask (True = may attend) that broadcasts to ``target_shape`` without enlarging it."""
     if mask is None:
         return
     check_tensor("mask", mask)
@@ -58,7 +70,10 @@ def check_mask(mask, target_shape: torch.Size, device: torch.device, what: str =
 
 
 def check_attention_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask=None) -> None:
-    """q (..., T, D), k (..., S, D), v (..., S, Dv), same leading dims; mask broadcasts to (..., T, S)."""
+    """q (..., T, D), k (..., S, D), v (..., S, Dv) with equal leading dims.
+
+    The mask broadcasts to (..., T, S).
+    """
     check_floating(q=q, k=k, v=v)
     check_min_dims("q", q, 2, "(..., T, D)")
     check_min_dims("k", k, 2, "(..., S, D)")
@@ -74,3 +89,23 @@ def check_attention_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ma
                          f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     weights_shape = torch.Size((*q.shape[:-1], k.shape[-2]))
     check_mask(mask, weights_shape, q.device, what="attention weights (..., T, S)")
+
+
+def check_pool_inputs(e: torch.Tensor, w_a: torch.Tensor, mask=None) -> None:
+    """Features e (..., T, d), a context vector w_a (d,), and a mask broadcasting to (..., T)."""
+    check_floating(e=e, w_a=w_a)
+    check_min_dims("e", e, 2, "(..., T, d)")
+    if w_a.shape != (e.shape[-1],):
+        raise ValueError(f"w_a must be a vector of shape (d,) = ({e.shape[-1]},) to score features "
+                         f"e {tuple(e.shape)}, got {tuple(w_a.shape)}")
+    check_mask(mask, e.shape[:-1], e.device, what="pooling scores (..., T)")
+
+
+def check_readout_inputs(c: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> None:
+    """A read-out y = vᵀ U c: c (..., d), U (h, d), v (h,)."""
+    check_floating(c=c, U=u, v=v)
+    check_min_dims("c", c, 1, "(..., d)")
+    if u.dim() != 2 or v.dim() != 1 or u.shape != (v.shape[0], c.shape[-1]):
+        raise ValueError(f"a read-out y = vᵀ U c needs c (..., d), U (h, d) and v (h,) with "
+                         f"d = {c.shape[-1]}; got c {tuple(c.shape)}, U {tuple(u.shape)}, "
+                         f"v {tuple(v.shape)}")

@@ -11,10 +11,18 @@ import math
 
 import torch
 
-from ._validate import check_attention_inputs, check_floating, check_mask, check_min_dims
+from ._validate import (
+    check_attention_inputs,
+    check_floating,
+    check_mask,
+    check_min_dims,
+    check_pool_inputs,
+    check_scale,
+)
 
 
-def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1) -> torch.Tensor:
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None,
+                   dim: int = -1) -> torch.Tensor:
     """Softmax over ``dim`` that gives masked entries weight 0.
 
     A row whose entries are all masked gets all zeros (there is nothing to attend to), never NaN.
@@ -29,7 +37,9 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: 
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     exp = torch.exp(scores - row_max)
     total = exp.sum(dim=dim, keepdim=True)
-    return exp / total.clamp_min(torch.finfo(exp.dtype).tiny)  # 0 / tiny = 0 on a fully masked row
+    # A fully masked row has total 0: divide by 1 there (0 / 1 = 0). Dividing by a tiny clamp
+    # would also give 0 forward, but its backward multiplies by 1/tiny and can overflow to inf.
+    return exp / torch.where(total > 0, total, torch.ones_like(total))
 
 
 # --- score functions: how well does each query match each key? -> (..., T, S) -----------------
@@ -42,20 +52,23 @@ def dot_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 
 def scaled_dot_scores(q: torch.Tensor, k: torch.Tensor, scale: float | None = None) -> torch.Tensor:
-    """s_ij = scale · q_i · k_j with scale = 1/√D by default, so scores keep unit variance as D grows."""
-    scale = default_scale(q) if scale is None else scale
-    return dot_scores(q, k) * scale
+    """s_ij = scale · q_i · k_j, scale = 1/√D by default so scores keep unit variance as D grows."""
+    scores = dot_scores(q, k)  # (..., T, S); validates q and k before D is read
+    scale = default_scale(q) if scale is None else check_scale(scale)
+    return scores * scale
 
 
 def general_scores(q: torch.Tensor, k: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Luong's "general" score s_ij = q_iᵀ W k_j, with W of shape (Dq, Dk) so q and k may differ in width."""
+    """Luong's "general" score s_ij = q_iᵀ W k_j; W is (Dq, Dk), so q and k may differ in width."""
     check_floating(q=q, k=k, weight=weight)
     check_min_dims("q", q, 2, "(..., T, Dq)")
     check_min_dims("k", k, 2, "(..., S, Dk)")
+    _check_same_leading(q, k)
     if weight.shape != (q.shape[-1], k.shape[-1]):
         raise ValueError(f"weight must have shape (Dq, Dk) = ({q.shape[-1]}, {k.shape[-1]}) for "
                          f"q {tuple(q.shape)} and k {tuple(k.shape)}, got {tuple(weight.shape)}")
-    return (q @ weight) @ k.transpose(-2, -1)  # (..., T, Dq) @ (Dq, Dk) @ (..., Dk, S) -> (..., T, S)
+    q_w = q @ weight                    # (..., T, Dq) @ (Dq, Dk) -> (..., T, Dk)
+    return q_w @ k.transpose(-2, -1)    # (..., T, Dk) @ (..., Dk, S) -> (..., T, S)
 
 
 def additive_scores(q: torch.Tensor, k: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor,
@@ -69,19 +82,27 @@ def additive_scores(q: torch.Tensor, k: torch.Tensor, w_q: torch.Tensor, w_k: to
     check_min_dims("k", k, 2, "(..., S, Dk)")
     hidden = v_a.shape[0] if v_a.dim() == 1 else None
     if hidden is None or w_q.shape != (hidden, q.shape[-1]) or w_k.shape != (hidden, k.shape[-1]):
-        raise ValueError(f"additive scores need v_a (A,), w_q (A, Dq={q.shape[-1]}), w_k (A, Dk={k.shape[-1]}); "
-                         f"got v_a {tuple(v_a.shape)}, w_q {tuple(w_q.shape)}, w_k {tuple(w_k.shape)}")
-    if q.shape[:-2] != k.shape[:-2]:
-        raise ValueError(f"q and k must share leading dims, got q {tuple(q.shape)} and k {tuple(k.shape)}")
+        raise ValueError(f"additive scores need v_a (A,), w_q (A, Dq={q.shape[-1]}), "
+                         f"w_k (A, Dk={k.shape[-1]}); got v_a {tuple(v_a.shape)}, "
+                         f"w_q {tuple(w_q.shape)}, w_k {tuple(w_k.shape)}")
+    _check_same_leading(q, k)
     qa = q @ w_q.T  # (..., T, A)
     ka = k @ w_k.T  # (..., S, A)
-    hidden_act = torch.tanh(qa.unsqueeze(-2) + ka.unsqueeze(-3))  # (..., T, 1, A) + (..., 1, S, A) -> (..., T, S, A)
+    # (..., T, 1, A) + (..., 1, S, A) -> (..., T, S, A)
+    hidden_act = torch.tanh(qa.unsqueeze(-2) + ka.unsqueeze(-3))
     return hidden_act @ v_a  # (..., T, S, A) @ (A,) -> (..., T, S)
 
 
 def default_scale(q: torch.Tensor) -> float:
     """1/√D: keeps q·k at unit variance when q and k have unit-variance entries."""
     return 1.0 / math.sqrt(q.shape[-1])
+
+
+def _check_same_leading(q: torch.Tensor, k: torch.Tensor) -> None:
+    """Leading (batch, head) dims must match exactly: nothing is broadcast silently."""
+    if q.shape[:-2] != k.shape[:-2]:
+        raise ValueError(f"q and k must share leading dims, got q {tuple(q.shape)} "
+                         f"and k {tuple(k.shape)}")
 
 
 def _check_qk(q: torch.Tensor, k: torch.Tensor) -> None:
@@ -101,7 +122,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     weights = masked_softmax(scale · q kᵀ, mask);  out = weights @ v.
     """
     check_attention_inputs(q, k, v, mask)
-    scale = default_scale(q) if scale is None else scale
+    scale = default_scale(q) if scale is None else check_scale(scale)
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., T, D) @ (..., D, S) -> (..., T, S)
     weights = masked_softmax(scores, mask)      # (..., T, S), rows sum to 1 (0 if fully masked)
     out = weights @ v                           # (..., T, S) @ (..., S, Dv) -> (..., T, Dv)
@@ -113,14 +134,11 @@ def attention_pool(e: torch.Tensor, w_a: torch.Tensor, mask: torch.Tensor | None
     """Pool T feature vectors into one with a learned context vector.
 
     α_t = softmax_t(e_tᵀ w_a),  c = Σ_t α_t e_t.
-    e (..., T, d) are the features, w_a (d,) the learned context vector (one score per position needs
-    a vector in R^d, not a T×d matrix), mask (..., T) with True = keep. Returns ``(c (..., d), α (..., T))``.
+    e (..., T, d) are the features, w_a (d,) the learned context vector (one score per position
+    needs a vector in R^d, not a T×d matrix), mask (..., T) with True = keep.
+    Returns ``(c (..., d), α (..., T))``.
     """
-    check_floating(e=e, w_a=w_a)
-    check_min_dims("e", e, 2, "(..., T, d)")
-    if w_a.shape != (e.shape[-1],):
-        raise ValueError(f"w_a must be a vector of shape (d,) = ({e.shape[-1]},) to score features "
-                         f"e {tuple(e.shape)}, got {tuple(w_a.shape)}")
+    check_pool_inputs(e, w_a, mask)
     scores = e @ w_a                            # (..., T, d) @ (d,) -> (..., T)
     alpha = masked_softmax(scores, mask)        # (..., T)
     context = (alpha.unsqueeze(-1) * e).sum(-2)  # (..., T, 1) * (..., T, d) -> (..., d)
@@ -132,10 +150,12 @@ def nadaraya_watson(x_query: torch.Tensor, x_keys: torch.Tensor, y_values: torch
     """Nadaraya–Watson kernel regression (1964) as attention with a Gaussian kernel.
 
     ŷ(x) = Σ_j α_j(x) y_j with α(x) = softmax_j(-(x - x_j)² / (2 h²)).
-    x_query (T,), x_keys (S,), y_values (S,) or (S, Dv). Returns ``(ŷ (T,) or (T, Dv), weights (T, S))``.
+    x_query (T,), x_keys (S,), y_values (S,) or (S, Dv).
+    Returns ``(ŷ (T,) or (T, Dv), weights (T, S))``.
     """
     check_floating(x_query=x_query, x_keys=x_keys, y_values=y_values)
-    if x_query.dim() != 1 or x_keys.dim() != 1 or y_values.shape[0] != x_keys.shape[0]:
+    if (x_query.dim() != 1 or x_keys.dim() != 1 or y_values.dim() not in (1, 2)
+            or y_values.shape[0] != x_keys.shape[0]):
         raise ValueError(f"need x_query (T,), x_keys (S,), y_values (S,) or (S, Dv); got "
                          f"{tuple(x_query.shape)}, {tuple(x_keys.shape)}, {tuple(y_values.shape)}")
     if not bandwidth > 0:

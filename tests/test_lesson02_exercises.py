@@ -1,0 +1,83 @@
+"""Lesson 02 exercises: each model answer passes its check; plausible slips fail with a message."""
+
+import pytest
+import torch
+
+from attnflex_lab.exercises import ExerciseError, all_exercises, check, get, show_solution
+
+LESSON02 = ["02.softmax_backward", "02.attention_dv", "02.attention_dq"]
+
+
+def test_lesson02_exercises_are_registered():
+    ids = {ex.id for ex in all_exercises()}
+    assert set(LESSON02) <= ids
+
+
+@pytest.mark.parametrize("exercise_id", LESSON02)
+def test_model_answer_passes(exercise_id):
+    feedback = check(exercise_id, get(exercise_id).solution)
+    assert feedback.status == "correct"
+
+
+@pytest.mark.parametrize("exercise_id", LESSON02)
+def test_untouched_stub_is_not_attempted(exercise_id):
+    def stub(*args):
+        raise NotImplementedError  # your code here
+    assert check(exercise_id, stub).status == "not attempted"
+
+
+@pytest.mark.parametrize("exercise_id", LESSON02)
+def test_show_solution_prints_the_answer(exercise_id, capsys):
+    source = show_solution(exercise_id)
+    assert "def " in source and "return" in source
+    assert source in capsys.readouterr().out
+
+
+def _forgets_the_subtraction(probs, grad_probs):
+    return probs * grad_probs                      # only the diagonal of the Jacobian
+
+
+def _sums_the_whole_tensor(probs, grad_probs):
+    return probs * (grad_probs - (grad_probs * probs).sum())  # ⟨g, p⟩ over all rows at once
+
+
+def _full_transpose(weights, grad_out):
+    return weights.mT @ grad_out * 0.5             # right shape, wrong values
+
+
+def _forgets_the_scale(q, k, v, grad_out, scale):
+    weights = (scale * q @ k.transpose(-2, -1)).softmax(-1)
+    grad_p = grad_out @ v.transpose(-2, -1)
+    grad_s = weights * (grad_p - (grad_p * weights).sum(-1, keepdim=True))
+    return grad_s @ k
+
+
+def _forgets_the_rowsum(q, k, v, grad_out, scale):
+    weights = (scale * q @ k.transpose(-2, -1)).softmax(-1)
+    return scale * (weights * (grad_out @ v.transpose(-2, -1))) @ k
+
+
+@pytest.mark.parametrize("exercise_id,wrong,expected_words", [
+    ("02.softmax_backward", _forgets_the_subtraction, ["entries differ", "worst at index",
+                                                        "Hint", "⟨g, p⟩"]),
+    ("02.softmax_backward", _sums_the_whole_tensor, ["entries differ", "keepdim"]),
+    ("02.attention_dv", _full_transpose, ["entries differ", "expected"]),
+    ("02.attention_dq", _forgets_the_scale, ["entries differ", "scale"]),
+    ("02.attention_dq", _forgets_the_rowsum, ["entries differ", "rowsum"]),
+])
+def test_plausible_wrong_answers_are_explained(exercise_id, wrong, expected_words):
+    with pytest.raises(ExerciseError) as info:
+        check(exercise_id, wrong)
+    message = str(info.value)
+    assert message.startswith(f"{exercise_id}: not yet right")
+    for word in expected_words:
+        assert word in message, f"{word!r} missing from: {message}"
+
+
+def test_a_missing_transpose_is_reported_as_a_shape():
+    def no_transpose(weights, grad_out):
+        return weights[..., :, :1] * grad_out.sum(-2, keepdim=True)  # (B, T, Dv): V's shape lost
+    with pytest.raises(ExerciseError, match=r"has shape \(2, 5, 3\), expected \(2, 7, 3\)"):
+        check("02.attention_dv", no_transpose)
+    with pytest.raises(ExerciseError, match=r"expected \(2, 7, 3\)"):
+        check("02.attention_dv", lambda w, g: torch.zeros_like(g))

@@ -10,6 +10,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnflex_lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="print the environment report and check what the lab needs")
+    bench = sub.add_parser("bench", help="run the benchmarks in benchmarks/ (all, or those named)")
+    bench.add_argument("names", nargs="*", help="e.g. ops (runs benchmarks/bench_ops.py)")
+    sub.add_parser("train", add_help=False,
+                   help="train a recipe (--task NAME); prints one JSON line of final metrics")
     args, rest = parser.parse_known_args(argv)
     if args.command == "doctor":
         if rest:
@@ -17,6 +21,16 @@ def main(argv: list[str] | None = None) -> int:
         from .doctor import run_doctor
 
         return run_doctor()
+    if args.command == "bench":
+        if rest:
+            parser.error(f"unexpected arguments {rest}")
+        from .bench import run_benchmarks
+
+        return run_benchmarks(args.names)
+    if args.command == "train":
+        from .cli_train import main as train_main
+
+        return train_main(rest)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

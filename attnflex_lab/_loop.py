@@ -1,0 +1,197 @@
+"""The training loop behind ``fit()`` (private): one step, logging, evaluation, checkpoints.
+
+``fit`` (in ``train.py``) checks the config, builds the optimizer and restores a checkpoint;
+``TrainingRun.loop()`` then runs the steps. Kept apart so each file reads in one sitting.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .batches import batch_indices, gather, rank_slice, to_device
+from .callbacks import TrainState, call_hook
+from .checkpoint import save_training_checkpoint
+from .evaluation import autocast, evaluate, split_loss
+
+if TYPE_CHECKING:  # annotations only: train.py imports this module
+    from .train import History, TrainConfig
+
+
+class TrainingRun:
+    """One training session: the loop and what it needs, so each piece stays short."""
+
+    def __init__(self, cfg, state, train_data, val_data, loss_fn, eval_fn, callbacks, device,
+                 scheduler, scaler):
+        self.cfg, self.state, self.device = cfg, state, device
+        self.train_data, self.val_data = train_data, val_data
+        self.loss_fn, self.eval_fn, self.callbacks = loss_fn, eval_fn, callbacks
+        self.scheduler, self.scaler = scheduler, scaler
+        self.train_model = _wrap(state.model, cfg, state.world_size, device)
+        self.compile_checked = not cfg.compile
+
+    def loop(self) -> History:
+        cfg, state = self.cfg, self.state
+        history = state.history
+        bar = _progress_bar(cfg, state.rank, state.step)
+        started, seconds_before = time.perf_counter(), history.seconds
+        call_hook(self.callbacks, "on_fit_start", state)
+        try:
+            while state.step < cfg.steps and not state.stop:
+                loss, extras, grad_norm = self._step()
+                state.step += 1
+                if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+                    state.loss = _log_step(state, loss, grad_norm, extras)
+                call_hook(self.callbacks, "on_step_end", state)
+                last = state.step >= cfg.steps or state.stop
+                if self.val_data is not None and (
+                        last or (cfg.eval_every and state.step % cfg.eval_every == 0)):
+                    self._eval()
+                if bar is not None:
+                    bar.set_postfix(_postfix(history), refresh=False)
+                    bar.update(1)
+                history.seconds = seconds_before + time.perf_counter() - started
+                self._maybe_checkpoint(last or state.stop)
+        finally:
+            if bar is not None:
+                bar.close()
+        history.seconds = seconds_before + time.perf_counter() - started
+        call_hook(self.callbacks, "on_fit_end", state)
+        return history
+
+    def _step(self):
+        cfg, state = self.cfg, self.state
+        idx = batch_indices(len(self.train_data), cfg.batch_size, state.step, cfg.seed)  # (B,)
+        idx = rank_slice(idx, state.rank, state.world_size)  # (B / world,) this rank's share
+        batch = to_device(gather(self.train_data, idx), self.device)
+        try:
+            out = _train_step(self.train_model, batch, self.loss_fn, state.optimizer, self.scaler,
+                              cfg, self.device)
+        except Exception as err:  # torch.compile fails lazily, at the first call
+            if self.compile_checked or state.world_size > 1:
+                raise
+            first_line = str(err).splitlines()[0] if str(err) else ""
+            warnings.warn(f"torch.compile failed here ({type(err).__name__}: {first_line}); "
+                          f"training without it", stacklevel=3)
+            self.train_model = state.model
+            out = _train_step(self.train_model, batch, self.loss_fn, state.optimizer, self.scaler,
+                              cfg, self.device)
+        self.compile_checked = True
+        self.scheduler.step()
+        return out
+
+    def _eval(self) -> None:
+        cfg, state = self.cfg, self.state
+        metrics = evaluate(state.model, self.val_data, self.eval_fn, loss_fn=self.loss_fn,
+                           device=self.device, amp_dtype=cfg.amp_dtype)
+        history, early = state.history, state.extra["early_stop"]
+        history.evals.append({"step": state.step, **metrics})
+        name = cfg.metric or next(iter(metrics))
+        if name not in metrics:
+            raise KeyError(f"cfg.metric={name!r} is not among the eval metrics {sorted(metrics)}")
+        higher = cfg.higher_is_better if cfg.higher_is_better is not None else "loss" not in name
+        value, best = metrics[name], early["best"]
+        if best is None or (value > best if higher else value < best):
+            early["best"], early["bad_evals"] = value, 0
+            history.best_step, history.best_metric = state.step, value
+        else:
+            early["bad_evals"] += 1
+        history.metric = name
+        if cfg.patience is not None and early["bad_evals"] >= cfg.patience:
+            state.stop = history.stopped_early = True
+        call_hook(self.callbacks, "on_eval", state, metrics)
+
+    def _maybe_checkpoint(self, last: bool) -> None:
+        cfg, state = self.cfg, self.state
+        if not cfg.checkpoint_dir:
+            return
+        due = last or (cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0)
+        if due and state.rank == 0:
+            save_training_checkpoint(cfg.checkpoint_dir, state, self.scheduler, self.scaler,
+                                     self.callbacks, config=asdict(cfg), keep=cfg.checkpoint_keep)
+        if due and state.world_size > 1:
+            dist.barrier()
+
+
+def _wrap(model: nn.Module, cfg: TrainConfig, world: int, device: torch.device) -> nn.Module:
+    """The module the loss sees: compiled if asked, DDP-wrapped under torch.distributed."""
+    train_model = _maybe_compile(model, cfg)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = DistributedDataParallel(train_model, device_ids=ids)
+    return train_model
+
+
+def _maybe_compile(model: nn.Module, cfg: TrainConfig) -> nn.Module:
+    if not cfg.compile:
+        return model
+    try:
+        return torch.compile(model)
+    except Exception as err:  # e.g. unsupported Python or platform
+        warnings.warn(f"torch.compile is unavailable here ({type(err).__name__}: {err}); "
+                      f"training without it", stacklevel=3)
+        return model
+
+
+def _train_step(train_model, batch, loss_fn, optimizer, scaler, cfg, device):
+    with autocast(device, cfg.amp_dtype):
+        loss, extras = split_loss(loss_fn(train_model, batch))
+    if loss.dim() != 0:
+        raise ValueError(f"loss_fn must return a scalar loss, got shape {tuple(loss.shape)}")
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    grad_norm = None
+    if cfg.grad_clip is not None:
+        grad_norm = torch.nn.utils.clip_grad_norm_(train_model.parameters(), cfg.grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return loss.detach(), extras, grad_norm
+
+
+def _log_step(state: TrainState, loss: torch.Tensor, grad_norm, extras: dict) -> float:
+    if state.world_size > 1:  # log the global-batch mean, as a single process would
+        loss = loss.clone()
+        dist.all_reduce(loss)
+        loss /= state.world_size
+    value = float(loss)
+    if not math.isfinite(value):
+        raise FloatingPointError(f"the training loss became {value} at step {state.step}; lower "
+                                 f"the lr or enable grad_clip")
+    record = {"step": state.step, "loss": value, "lr": state.optimizer.param_groups[0]["lr"]}
+    if grad_norm is not None:
+        record["grad_norm"] = float(grad_norm)
+    record.update(extras)
+    state.history.steps.append(record)
+    return value
+
+
+def _progress_bar(cfg, rank, initial):
+    if not cfg.progress or rank != 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.steps, initial=initial, file=sys.stderr, desc="train", leave=True)
+
+
+def _postfix(history) -> dict:
+    post = {"loss": f"{history.steps[-1]['loss']:.4f}"} if history.steps else {}
+    if history.evals and history.metric:
+        post[history.metric] = f"{history.evals[-1][history.metric]:.4f}"
+    return post

@@ -1,0 +1,171 @@
+"""Checkpoints: written atomically, loaded with ``weights_only=True``, enough to resume exactly.
+
+A checkpoint is a dict of tensors and plain data (no pickled code), so ``torch.load(...,
+weights_only=True)`` reads it and a file carrying anything else is refused before it can run.
+Random-number states are stored as tensors and ints for the same reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import random
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT = "attnflex-lab-checkpoint"
+VERSION = 1
+_NAME = re.compile(r"step_(\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and what is wrong."""
+
+
+def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
+    return Path(directory) / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Checkpoints in ``directory``, oldest step first (temporary files are ignored)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(directory)
+    return found[-1] if found else None
+
+
+def save_atomic(obj: dict, path: str | os.PathLike) -> Path:
+    """torch.save to a temporary file in the same directory, then ``os.replace``.
+
+    A reader (or a run killed mid-write) sees either the old file or the complete new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Load and check a checkpoint written by ``fit``. Never runs code stored in the file."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"no checkpoint (step_*.pt) in directory {str(path)!r}")
+        path = found
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file {str(path)!r} does not exist")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"refused to load {str(path)!r}: it holds pickled Python objects, not just tensors and "
+            f"plain data, so it may carry code; nothing in it was run ({_first_line(err)})"
+        ) from None
+    except Exception as err:  # zip, pickle and storage errors all mean "cannot read this file"
+        size = path.stat().st_size
+        raise CheckpointError(
+            f"cannot read checkpoint {str(path)!r} ({size} bytes): the file is truncated, corrupt "
+            f"or not a torch file ({type(err).__name__}: {_first_line(err)})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        keys = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"{str(path)!r} is not an attnflex-lab checkpoint (expected a dict "
+                              f"with format={FORMAT!r}; found {keys})")
+    if data.get("version") != VERSION:
+        raise CheckpointError(f"{str(path)!r} has checkpoint version {data.get('version')!r}; this "
+                              f"attnflex-lab reads version {VERSION}")
+    needed = ("step", "model", "optimizer", "scheduler", "history", "early_stop", "rng")
+    missing = [k for k in needed if k not in data]
+    if missing:
+        raise CheckpointError(f"{str(path)!r} lacks the entries {missing}")
+    return data
+
+
+# --- random-number states as tensors and plain data ---------------------------------------------
+
+def rng_state() -> dict:
+    """Every RNG a run touches, as tensors and ints (loadable with weights_only=True)."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()  # noqa: NPY002 (we save the legacy global RNG)
+    py_version, py_internal, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64),
+                   "gauss": py_gauss},
+    }
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]][: torch.cuda.device_count()])
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["gauss"]))  # noqa: NPY002
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(x) for x in p["internal"].tolist()), p["gauss"]))
+
+
+def weights_sha256(model: nn.Module | dict) -> str:
+    """sha256 of every parameter and buffer (names, dtypes, shapes, bytes): same hash, same weights.
+    """
+    state = model.state_dict() if isinstance(model, nn.Module) else model
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_training_checkpoint(directory, state, scheduler, scaler, callbacks, *, config: dict,
+                             keep: int = 0) -> Path:
+    """Everything ``fit(resume=...)`` needs, as ``directory/step_XXXXXXXX.pt``.
+
+    Only the newest ``keep`` checkpoints stay on disk (0 keeps all)."""
+    ckpt = {
+        "format": FORMAT, "version": VERSION, "step": state.step,
+        "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+        "history": state.history.to_dict(), "early_stop": dict(state.extra["early_stop"]),
+        "rng": rng_state(), "config": config,
+        # the batch stream is a pure function of (seed, step): this is all of the sampler's state
+        "data": {"seed": config.get("seed"), "samples_seen": state.step * config.get("batch_size", 0)},
+        "callbacks": {str(i): cb.state_dict() for i, cb in enumerate(callbacks)
+                      if hasattr(cb, "state_dict")},
+    }
+    path = save_atomic(ckpt, checkpoint_path(directory, state.step))
+    if keep:
+        for old in list_checkpoints(directory)[:-keep]:
+            old.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,84 @@
+"""`python -m attnflex_lab train`: one JSON line, and a SIGKILLed run resumes to the same weights."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from attnflex_lab import recipes
+from attnflex_lab.checkpoint import list_checkpoints
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ATTNFLEX_PROFILE": "smoke"}
+FAST = ["--task", "digits", "--profile", "smoke", "--threads", "1", "--no-progress"]
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "attnflex_lab", "train", *args], cwd=ROOT,
+                          env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def _json_line(stdout: str) -> dict:
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one JSON line on stdout, got {lines}"
+    return json.loads(lines[0])
+
+
+def test_registry_knows_the_builtin_recipes_and_rejects_unknown_ones():
+    assert {"digits", "digits_mean", "dates"} <= set(recipes.names())
+    with pytest.raises(KeyError, match="known recipes: .*digits"):
+        recipes.get("nope")
+    with pytest.raises(ValueError, match="registered twice"):
+        recipes.register(recipes.get("digits"))
+    run = recipes.build("digits", profile_name="smoke", seed=3, steps=7)
+    assert run.cfg.steps == 7 and run.cfg.seed == 3
+    with pytest.raises(TypeError, match="unknown TrainConfig fields"):
+        recipes.build("digits", profile_name="smoke", stepz=7)
+
+
+def test_cli_prints_one_json_line_and_the_bar_on_stderr():
+    done = _cli("--task", "dates", "--profile", "smoke", "--steps", "6", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    line = _json_line(done.stdout)
+    for key in ("exact_match", "alignment_accuracy", "alignment_exact", "final_loss", "steps",
+                "seconds", "weights_sha256"):
+        assert key in line
+    assert line["steps"] == 6 and line["task"] == "dates" and len(line["weights_sha256"]) == 64
+    assert "6/6" in done.stderr  # the progress bar went to stderr
+
+
+def test_cli_rejects_an_unknown_task():
+    done = _cli("--task", "nope")
+    assert done.returncode != 0 and "invalid choice" in done.stderr
+
+
+def test_sigkill_mid_run_then_resume_gives_the_same_weights(tmp_path):
+    steps = ["--steps", "1500", "--checkpoint-every", "100"]
+    full = _cli(*FAST, *steps, "--checkpoint-dir", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    expected = _json_line(full.stdout)
+
+    ckpt_dir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "attnflex_lab", "train", *FAST, *steps,
+                             "--checkpoint-dir", str(ckpt_dir)], cwd=ROOT, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not list_checkpoints(ckpt_dir) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert out == b""  # killed before it could print its final line
+    last = list_checkpoints(ckpt_dir)[-1]
+    assert int(last.stem.split("_")[1]) < 1500
+
+    resumed = _cli(*FAST, *steps, "--checkpoint-dir", str(ckpt_dir), "--resume", str(ckpt_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    got = _json_line(resumed.stdout)
+    assert got["weights_sha256"] == expected["weights_sha256"]
+    assert got["test_accuracy"] == expected["test_accuracy"] and got["steps"] == 1500

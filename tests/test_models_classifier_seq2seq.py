@@ -1,0 +1,136 @@
+"""The attention-pooling classifier and the Bahdanau seq2seq: shapes, masks, and what attention does."""
+
+import pytest
+import torch
+
+from attnflex_lab.functional import attention_pool
+from attnflex_lab.models.classifier import (
+    AttentionPoolingClassifier,
+    MeanPoolingClassifier,
+    region_grid,
+)
+from attnflex_lab.models.seq2seq import AdditiveAttention, Seq2SeqAttention, Seq2SeqConfig
+from attnflex_lab.tasks.dates import SOURCE_VOCAB, TARGET_VOCAB, encode_sources
+
+
+def test_classifier_shapes_and_attention_is_a_distribution_over_regions():
+    torch.manual_seed(0)
+    model = AttentionPoolingClassifier().eval()
+    images = torch.rand(5, 1, 8, 8)
+    logits, alpha = model(images)
+    assert logits.shape == (5, 10) and alpha.shape == (5, 16)
+    assert torch.allclose(alpha.sum(-1), torch.ones(5)) and (alpha >= 0).all()
+    # the pooled vector is exactly the functional reference applied to the region features
+    e = model.features(images)
+    context, ref_alpha = attention_pool(e, model.w_a)
+    assert torch.allclose(alpha, ref_alpha)
+    assert torch.allclose(logits, model.head(context), atol=1e-6)
+    assert region_grid(alpha).shape == (5, 4, 4)
+
+
+def test_mean_pooling_baseline_is_uniform_and_one_vector_smaller():
+    attn, mean = AttentionPoolingClassifier(), MeanPoolingClassifier()
+    n_attn = sum(p.numel() for p in attn.parameters())
+    n_mean = sum(p.numel() for p in mean.parameters())
+    assert n_attn - n_mean == attn.cfg.d_model
+    _, alpha = mean(torch.rand(3, 1, 8, 8))
+    assert torch.allclose(alpha, torch.full((3, 16), 1 / 16))
+
+
+def test_classifier_gradients_reach_the_context_vector():
+    torch.manual_seed(0)
+    model = AttentionPoolingClassifier()
+    logits, _ = model(torch.rand(4, 1, 8, 8))
+    (logits * torch.randn_like(logits)).sum().backward()
+    assert model.w_a.grad is not None and model.w_a.grad.abs().sum() > 0
+
+
+def test_classifier_rejects_bad_images():
+    model = AttentionPoolingClassifier()
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        model(torch.rand(8, 8))
+    with pytest.raises(ValueError, match="regions"):
+        model(torch.rand(2, 1, 12, 12))
+
+
+def _seq2seq():
+    torch.manual_seed(0)
+    return Seq2SeqAttention(Seq2SeqConfig(src_vocab=len(SOURCE_VOCAB), tgt_vocab=len(TARGET_VOCAB)))
+
+
+def test_seq2seq_teacher_forcing_and_greedy_shapes_and_masking():
+    model = _seq2seq().eval()
+    src = encode_sources(["3 March 1987", "1987-03-03", "Tuesday, March 3, 1987"])  # (3, S)
+    tgt = torch.randint(2, len(TARGET_VOCAB), (3, 10))
+    logits, alpha = model(src, tgt)
+    S = src.shape[1]
+    assert logits.shape == (3, 10, len(TARGET_VOCAB)) and alpha.shape == (3, 10, S)
+    assert torch.allclose(alpha.sum(-1), torch.ones(3, 10), atol=1e-6)
+    assert (alpha[0, :, 12:] == 0).all() and (alpha[1, :, 10:] == 0).all()  # padding gets no weight
+    tokens, greedy_alpha = model.generate(src)
+    assert tokens.shape == (3, 10) and greedy_alpha.shape == (3, 10, S)
+    # greedy decoding fed its own tokens back equals teacher forcing on those tokens
+    forced_logits, forced_alpha = model(src, tokens)
+    assert torch.equal(forced_logits.argmax(-1), tokens)
+    assert torch.allclose(forced_alpha, greedy_alpha, atol=1e-6)
+
+
+def test_seq2seq_padding_does_not_change_the_result():
+    model = _seq2seq().eval()
+    src = encode_sources(["3/4/87"])                  # (1, S), padded to S
+    shorter = src[:, :10]                              # same characters, less padding
+    tgt = torch.randint(2, len(TARGET_VOCAB), (1, 10))
+    full_logits, full_alpha = model(src, tgt)
+    short_logits, short_alpha = model(shorter, tgt)
+    assert torch.allclose(full_logits, short_logits, atol=1e-5)
+    assert torch.allclose(full_alpha[..., :10], short_alpha, atol=1e-6)
+
+
+def test_additive_attention_matches_the_formula():
+    torch.manual_seed(0)
+    attn = AdditiveAttention(query_dim=6, key_dim=4, attn_dim=5)
+    query, keys = torch.randn(2, 6), torch.randn(2, 7, 4)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    context, alpha = attn(query, attn.project_keys(keys), keys, mask)
+    scores = attn.v_a(torch.tanh(attn.w_q(query)[:, None] + attn.w_k(keys))).squeeze(-1)
+    expected = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+    assert torch.allclose(alpha, expected, atol=1e-6)
+    assert torch.allclose(context, (expected[..., None] * keys).sum(1), atol=1e-6)
+
+
+def test_seq2seq_input_errors():
+    model = _seq2seq()
+    with pytest.raises(ValueError, match="int64 ids"):
+        model(torch.rand(2, 5), torch.zeros(2, 10, dtype=torch.long))
+    with pytest.raises(ValueError, match="all padding"):
+        model.generate(torch.zeros(1, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"tgt must have shape \(B, T\)"):
+        model(encode_sources(["3/4/87"]), torch.zeros(2, 10, dtype=torch.long))
+
+
+def test_lesson03_exercises_explain_plausible_wrong_answers():
+    from attnflex_lab.exercises import ExerciseError, check
+
+    assert check("03.feature_map_to_regions", lambda f: f.flatten(2).transpose(1, 2)).status == \
+        "correct"
+    with pytest.raises(ExerciseError, match="entries differ"):
+        check("03.feature_map_to_regions", lambda f: f.reshape(f.shape[0], -1, f.shape[1]))
+
+    def transposed(labels, predictions, num_classes):  # rows = predictions: the wrong way round
+        flat = predictions * num_classes + labels
+        return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+    with pytest.raises(ExerciseError, match="Hint: rows are the true classes"):
+        check("03.confusion_counts", transposed)
+
+
+def test_lesson04_exercise_catches_a_forgotten_mask():
+    from attnflex_lab.exercises import ExerciseError, check
+
+    def no_mask(s, h, w_q, w_k, v_a, mask):
+        scores = torch.tanh((s @ w_q.T).unsqueeze(1) + h @ w_k.T) @ v_a
+        return torch.softmax(scores, -1)
+
+    with pytest.raises(ExerciseError, match="Hint: padding must get weight 0"):
+        check("04.additive_attention_weights", no_mask)

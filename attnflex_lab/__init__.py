@@ -3,23 +3,30 @@
 Dimension legend used everywhere: B batch, H heads, T queries, S keys, D query/key width, Dv value width.
 """
 
-from . import functional, gradcheck, ops
+from . import functional, gradcheck, metrics, modules, ops
 from ._meta import COLAB_URL, REPO_URL
 from .config import PROFILES, by_profile, profile
 from .device import environment_report, in_colab, pick_device, seed_everything
+from .train import History, TrainConfig, evaluate, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "History",
+    "TrainConfig",
     "COLAB_URL",
     "PROFILES",
     "REPO_URL",
     "__version__",
     "by_profile",
     "environment_report",
+    "evaluate",
+    "fit",
     "functional",
     "gradcheck",
     "in_colab",
+    "metrics",
+    "modules",
     "ops",
     "pick_device",
     "profile",

@@ -18,22 +18,6 @@ def test_lesson01_exercises_are_registered():
 
 
 @pytest.mark.parametrize("exercise_id", LESSON01)
-def test_model_answer_passes(exercise_id):
-    feedback = check(exercise_id, get(exercise_id).solution)
-    assert feedback.status == "correct"
-
-
-@pytest.mark.parametrize("exercise_id", LESSON01)
-def test_untouched_stub_is_not_attempted(exercise_id):
-    def stub(*args):
-        raise NotImplementedError  # your code here
-
-    feedback = check(exercise_id, stub)
-    assert feedback.status == "not attempted"
-    assert exercise_id in feedback.message
-
-
-@pytest.mark.parametrize("exercise_id", LESSON01)
 def test_model_answers_agree_with_reference_math(exercise_id):
     """The lesson's answers and attnflex_lab.functional compute the same thing."""
     gen = torch.Generator().manual_seed(1)

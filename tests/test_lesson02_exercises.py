@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from attnflex_lab.exercises import ExerciseError, all_exercises, check, get, show_solution
+from attnflex_lab.exercises import ExerciseError, all_exercises, check
 
 LESSON02 = ["02.softmax_backward", "02.attention_dv", "02.attention_dq"]
 
@@ -11,26 +11,6 @@ LESSON02 = ["02.softmax_backward", "02.attention_dv", "02.attention_dq"]
 def test_lesson02_exercises_are_registered():
     ids = {ex.id for ex in all_exercises()}
     assert set(LESSON02) <= ids
-
-
-@pytest.mark.parametrize("exercise_id", LESSON02)
-def test_model_answer_passes(exercise_id):
-    feedback = check(exercise_id, get(exercise_id).solution)
-    assert feedback.status == "correct"
-
-
-@pytest.mark.parametrize("exercise_id", LESSON02)
-def test_untouched_stub_is_not_attempted(exercise_id):
-    def stub(*args):
-        raise NotImplementedError  # your code here
-    assert check(exercise_id, stub).status == "not attempted"
-
-
-@pytest.mark.parametrize("exercise_id", LESSON02)
-def test_show_solution_prints_the_answer(exercise_id, capsys):
-    source = show_solution(exercise_id)
-    assert "def " in source and "return" in source
-    assert source in capsys.readouterr().out
 
 
 def _forgets_the_subtraction(probs, grad_probs):

@@ -1,1 +1,114 @@
-"""Recipes: a task, its model, its loss and its profile-sized TrainConfig, shared by the CLI and notebooks."""
+"""Recipes: a task, its model, its loss and its profile-sized TrainConfig, for the CLI and lessons.
+
+A recipe is a name plus ``build(profile, seed) -> RecipeRun``. ``train_recipe`` builds one, trains
+it with ``fit`` and returns its final metrics; ``python -m attnflex_lab train --task NAME`` and the
+learning tests call exactly that, so the command line, the tests and the lessons train alike.
+
+    register(Recipe("digits", "attention classifier on 8x8 digits", build_digits))
+    get("digits"), names()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..checkpoint import weights_sha256
+from ..config import PROFILES, profile
+from ..train import History, TrainConfig, fit
+
+
+@dataclass
+class RecipeRun:
+    """Everything one training run needs, built by a recipe for one profile and seed."""
+
+    model: nn.Module
+    train_data: Dataset
+    val_data: Dataset | None
+    cfg: TrainConfig
+    loss_fn: Callable                                  # (model, batch) -> loss | (loss, extras)
+    eval_fn: Callable | None = None                    # (model, data) -> {metric: float}
+    final_metrics: Callable[[nn.Module], dict] | None = None  # after training, e.g. on the test set
+    callbacks: Sequence = ()                           # passed to fit
+    extras: dict = field(default_factory=dict)         # for lessons: vocabularies, test data
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str                                          # the CLI's --task value
+    summary: str                                       # one line for --help
+    build: Callable[[str, int], RecipeRun]             # (profile, seed) -> RecipeRun
+
+
+_REGISTRY: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    if recipe.name in _REGISTRY:
+        raise ValueError(f"recipe {recipe.name!r} is registered twice")
+    _REGISTRY[recipe.name] = recipe
+    return recipe
+
+
+def get(name: str) -> Recipe:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(names()) or "none"
+        raise KeyError(f"no recipe {name!r}; known recipes: {known}") from None
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build(name: str, *, profile_name: str | None = None, seed: int = 0, **overrides) -> RecipeRun:
+    """The recipe's RecipeRun for a profile (default: the current one) and seed.
+
+    ``overrides`` replace TrainConfig fields (``steps=...``, ``checkpoint_dir=...``); the run's
+    ``cfg.seed`` is always ``seed``.
+    """
+    name_of_profile = profile() if profile_name is None else profile_name
+    if name_of_profile not in PROFILES:
+        raise ValueError(f"profile {name_of_profile!r} is not one of {', '.join(PROFILES)}")
+    run = get(name).build(name_of_profile, seed)
+    bad = [k for k in overrides if k not in {f.name for f in dataclasses.fields(TrainConfig)}]
+    if bad:
+        raise TypeError(f"unknown TrainConfig fields {bad}")
+    run.cfg = dataclasses.replace(run.cfg, seed=seed, **overrides)
+    return run
+
+
+def train_recipe(name: str, *, profile_name: str | None = None, seed: int = 0,
+                 resume: str | os.PathLike | None = None, **overrides
+                 ) -> tuple[dict, RecipeRun, History]:
+    """Build, train and score a recipe. Returns ``(metrics, run, history)``.
+
+    ``metrics`` holds the recipe's final metrics plus ``final_loss``, ``steps``, ``seconds`` and
+    ``weights_sha256`` (equal hashes mean equal final weights, e.g. after a resume).
+    """
+    run = build(name, profile_name=profile_name, seed=seed, **overrides)
+    history = fit(run.model, run.train_data, run.val_data, run.cfg, loss_fn=run.loss_fn,
+                  eval_fn=run.eval_fn, callbacks=run.callbacks, resume=resume)
+    metrics = dict(run.final_metrics(run.model)) if run.final_metrics else dict(history.last_eval)
+    metrics.pop("step", None)
+    metrics["final_loss"] = history.final_loss
+    metrics["steps"] = history.steps[-1]["step"] if history.steps else 0
+    metrics["seconds"] = round(history.seconds, 3)
+    metrics["weights_sha256"] = weights_sha256(run.model)
+    return metrics, run, history
+
+
+__all__ = ["Recipe", "RecipeRun", "build", "get", "names", "register", "train_recipe"]
+
+# Built-in recipes register themselves on import: one line per module (noqa: they must come last).
+from . import dates  # noqa: E402,F401,I001
+from . import digits  # noqa: E402,F401,I001
+from . import sequence  # noqa: E402,F401,I001
+from . import lm  # noqa: E402,F401,I001
+from . import vit  # noqa: E402,F401,I001

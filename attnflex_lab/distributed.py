@@ -1,0 +1,118 @@
+"""torchrun / DDP set-up: start the process group from the environment, rank-0 helpers, teardown.
+
+``torchrun --nproc_per_node=N script.py`` starts N copies of the script and gives each one RANK,
+LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT in its environment. ``init_from_env()`` reads
+them and joins the group: NCCL when the processes drive GPUs (one GPU per process, the one numbered
+LOCAL_RANK), gloo on CPU. Started without torchrun it does nothing and reports a world of one, so
+the same script runs either way. ``fit()`` notices an initialised group and wraps the model in
+``DistributedDataParallel`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+_TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int               # this process among all processes (0 .. world_size-1)
+    world_size: int         # how many processes train together
+    local_rank: int         # this process among those on this machine (picks the GPU)
+    device: torch.device    # where this process trains
+    backend: str | None     # "nccl", "gloo", or None when not distributed
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_by_torchrun() -> bool:
+    """True when the torchrun variables are all set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*)."""
+    return all(name in os.environ for name in _TORCHRUN_VARS)
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or the only process): the one that prints, checkpoints and shows progress."""
+    return rank() == 0
+
+
+def main_print(*args, **kwargs) -> None:
+    """``print`` on rank 0 only, so N processes do not print N copies."""
+    if is_main_process():
+        print(*args, **kwargs)
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def default_backend(device: torch.device | str | None = None) -> str:
+    """NCCL for CUDA devices (GPU to GPU, fastest), gloo for everything else."""
+    if device is None:
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+
+
+def init_from_env(backend: str | None = None, device: str | None = None) -> DistInfo:
+    """Join the torchrun process group if this process was started by torchrun; return where we are.
+
+    ``device``: "cuda" or "cpu" (default: CUDA when available). Under torchrun on CUDA each process
+    takes GPU LOCAL_RANK. Calling it twice is harmless.
+    """
+    want_cuda = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
+    if want_cuda and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but CUDA is not available here")
+    if not launched_by_torchrun():
+        dev = torch.device("cuda" if want_cuda else "cpu")
+        return DistInfo(0, 1, 0, dev, dist.get_backend() if is_distributed() else None)
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if want_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise ValueError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} GPUs are "
+                             f"visible; use --nproc_per_node ≤ the number of GPUs")
+        torch.cuda.set_device(local_rank)
+        dev = torch.device("cuda", local_rank)
+    else:
+        dev = torch.device("cpu")
+    backend = backend or default_backend(dev)
+    if not is_distributed():
+        dist.init_process_group(backend=backend)  # reads MASTER_ADDR/PORT, RANK, WORLD_SIZE from env
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, dist.get_backend())
+
+
+def teardown() -> None:
+    """Leave the process group (at the end of a run; safe to call when not distributed)."""
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+@contextmanager
+def distributed_session(backend: str | None = None, device: str | None = None):
+    """``with distributed_session() as info:`` joins the group if under torchrun and always leaves it."""
+    joined_here = launched_by_torchrun() and not is_distributed()
+    info = init_from_env(backend, device)
+    try:
+        yield info
+    finally:
+        if joined_here:
+            teardown()

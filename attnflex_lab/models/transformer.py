@@ -1,0 +1,159 @@
+"""Two small transformers: an encoder for sequence tasks and ``TinyGPT``, a char-level language model.
+
+Dimension legend: B batch, T positions, C model width, V vocabulary, L layers, H heads.
+Both are stacks of the pre-LN ``TransformerBlock`` from ``attnflex_lab.modules``; the encoder lets
+every position see every other, TinyGPT lets position t see positions ≤ t only (causal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import by_profile
+from ..modules import TransformerBlock, positional_encoding
+
+
+def _init_weights(module: nn.Module) -> None:
+    """GPT-2's initialisation: N(0, 0.02) for linear and embedding weights, zero biases."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def _check_tokens(idx: torch.Tensor, vocab_size: int, max_len: int) -> None:
+    if not isinstance(idx, torch.Tensor) or idx.dtype not in (torch.long, torch.int, torch.int16, torch.uint8):
+        raise TypeError(f"token ids must be an integer tensor, got "
+                        f"{getattr(idx, 'dtype', type(idx).__name__)}")
+    if idx.dim() != 2:
+        raise ValueError(f"token ids must have shape (B, T), got {tuple(idx.shape)}")
+    if idx.shape[1] > max_len:
+        raise ValueError(f"sequence length T={idx.shape[1]} exceeds the model's max_len={max_len}")
+    if idx.numel() and (idx.min() < 0 or idx.max() >= vocab_size):
+        raise ValueError(f"token ids must lie in 0..{vocab_size - 1}, got min {int(idx.min())} "
+                         f"and max {int(idx.max())}")
+
+
+@dataclass
+class EncoderConfig:
+    vocab_size: int = 12          # input tokens (digits 0-9 plus room for specials)
+    n_classes: int = 12           # output classes per position
+    max_len: int = 32             # longest sequence the positional encoding covers
+    d_model: int = 64             # C: residual stream width
+    n_heads: int = 4              # H: heads per layer (head width C / H)
+    n_layers: int = 2             # L: transformer blocks
+    dropout: float = 0.0          # small synthetic tasks do not overfit; keep the maps crisp
+    pos_encoding: str = "learned"  # "learned", "sinusoidal" or "none" (a bag of tokens)
+    backend: str = "sdpa"         # attention backend: "sdpa", "functional" or "ops"
+
+
+class SequenceEncoder(nn.Module):
+    """Tokens (B, T) -> per-position logits (B, T, n_classes); for sort, reverse and copy."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos = positional_encoding(cfg.pos_encoding, cfg.d_model, cfg.max_len)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.d_model, cfg.n_heads, dropout=cfg.dropout,
+                                                     backend=cfg.backend) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.n_classes)
+        self.apply(_init_weights)
+
+    def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        _check_tokens(idx, self.cfg.vocab_size, self.cfg.max_len)
+        x = self.pos(self.embed(idx))        # (B, T) -> (B, T, C)
+        for block in self.blocks:
+            x = block(x, mask)               # (B, T, C)
+        return self.head(self.ln_f(x))       # (B, T, C) -> (B, T, n_classes)
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65          # V: characters in the corpus
+    block_size: int = 64          # T_max: context length
+    n_layers: int = 2             # L: transformer blocks
+    n_heads: int = 4              # H: heads per layer
+    d_model: int = 128            # C: residual stream width
+    dropout: float = 0.0          # raise it for long runs on small corpora
+    bias: bool = True             # biases in Linear and LayerNorm (GPT-2 has them)
+    backend: str = "sdpa"         # attention backend: "sdpa", "functional" or "ops"
+
+
+# Sizes per profile. "gpu" is GPT-2 small's shape (12 layers, 12 heads, 768 wide, 1024 context);
+# with a char vocabulary it has ~85M parameters rather than GPT-2's 124M (whose 50257-token
+# embedding alone is 38.6M).
+GPT_PRESETS = {
+    "smoke": dict(block_size=32, n_layers=2, n_heads=2, d_model=32),
+    "cpu": dict(block_size=128, n_layers=4, n_heads=4, d_model=128),
+    "gpu": dict(block_size=1024, n_layers=12, n_heads=12, d_model=768),
+}
+
+
+def gpt_config(vocab_size: int, profile_name: str | None = None, **overrides) -> GPTConfig:
+    """The TinyGPT size for the current (or given) profile, with ``overrides`` applied."""
+    preset = by_profile(**GPT_PRESETS, profile_name=profile_name)
+    return GPTConfig(**{**preset, "vocab_size": vocab_size, **overrides})
+
+
+class TinyGPT(nn.Module):
+    """A GPT-style decoder (Radford et al. 2019) at teaching size: next-character prediction."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos = positional_encoding("learned", cfg.d_model, cfg.block_size)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.d_model, cfg.n_heads, dropout=cfg.dropout,
+                                                     backend=cfg.backend, bias=cfg.bias)
+                                    for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.apply(_init_weights)
+        # Weight tying (Press & Wolf 2017): the output layer reuses the input embedding matrix, so a
+        # character's "read" and "write" vectors are the same and the model has V·C fewer weights.
+        self.lm_head.weight = self.tok_emb.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) token ids -> logits (B, T, V) for the next token at every position."""
+        _check_tokens(idx, self.cfg.vocab_size, self.cfg.block_size)
+        x = self.drop(self.pos(self.tok_emb(idx)))  # (B, T) -> (B, T, C)
+        for block in self.blocks:
+            x = block(x, causal=True)               # (B, T, C)
+        return self.lm_head(self.ln_f(x))           # (B, T, C) @ (C, V) -> (B, T, V)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameters counted once (tied weights once); ``non_embedding`` drops the position table."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.pos.weight.numel() if non_embedding else n
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, n_new: int, *, temperature: float = 1.0,
+                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Append ``n_new`` sampled tokens to idx (B, T); the context is cropped to block_size.
+
+        ``generator`` (for repeatable samples) must live on the model's device.
+        """
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        for _ in range(n_new):
+            context = idx[:, -self.cfg.block_size:]                   # (B, ≤T_max)
+            logits = self(context)[:, -1, :] / temperature            # (B, V)
+            if top_k is not None:
+                kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]  # (B, 1)
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            probs = F.softmax(logits, dim=-1)                         # (B, V)
+            nxt = torch.multinomial(probs, 1, generator=generator)    # (B, 1)
+            idx = torch.cat([idx, nxt], dim=1)                        # (B, T + 1)
+        return idx
+
+
+def config_dict(cfg) -> dict:
+    """A model config as a plain dict (for checkpoints and JSON)."""
+    return asdict(cfg)

@@ -1,0 +1,292 @@
+"""Transformer building blocks with named hook points where the attention maps can be read.
+
+Dimension legend: B batch, H heads, T queries, S keys, Dh head width, C model width (= H · Dh).
+
+``MultiHeadAttention`` runs one of three interchangeable backends that compute the same values:
+
+- ``"functional"``: the reference math (``functional.scaled_dot_scores`` + ``masked_softmax``), autograd only;
+- ``"ops"``:        the hand-derived backward from ``attnflex_lab.ops`` (lesson 02);
+- ``"sdpa"``:       ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, fastest).
+
+Hook points (``HookPoint``) are identity modules, declared with the shape of what passes through
+them, TransformerLens style. ``run_with_cache(model, x)`` attaches to every one and returns what
+went through, by name ("blocks.0.attn.hook_pattern", ...). With the ``sdpa`` and ``ops`` backends
+the scores and pattern are not needed for the output, so they are recomputed (without gradient)
+only while something listens to their hook: fast training pays nothing for them. Only the
+``functional`` backend routes its computation *through* the hooks, so a hook that edits the
+pattern changes the output there and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import functional
+from ._validate import check_floating, check_mask
+
+BACKENDS = ("functional", "ops", "sdpa")
+
+
+class HookPoint(nn.Module):
+    """An identity layer with a name and a declared shape: a place where activations can be read."""
+
+    def __init__(self, shape: str):
+        super().__init__()
+        self.shape = shape  # e.g. "(B, H, T, S)"; documents what run_with_cache returns here
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    @property
+    def listened_to(self) -> bool:
+        """True while a forward hook (e.g. from run_with_cache) is attached."""
+        return bool(self._forward_hooks)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+# --- masks: True = may attend --------------------------------------------------------------------
+
+def causal_mask(T: int, S: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+    """(T, S) bool mask, query i may attend to keys j ≤ i (+ S - T when keys run ahead of queries)."""
+    S = T if S is None else S
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)  # (T, S)
+
+
+def padding_mask(lengths: torch.Tensor, S: int) -> torch.Tensor:
+    """(B, 1, 1, S) bool mask from the true lengths (B,): keys at positions ≥ length are padding."""
+    if lengths.dim() != 1:
+        raise ValueError(f"lengths must have shape (B,), got {tuple(lengths.shape)}")
+    if (lengths < 1).any() or (lengths > S).any():
+        raise ValueError(f"every length must be in 1..S={S}, got {lengths.tolist()}")
+    positions = torch.arange(S, device=lengths.device)          # (S,)
+    keep = positions.unsqueeze(0) < lengths.unsqueeze(1)        # (1, S) < (B, 1) -> (B, S)
+    return keep[:, None, None, :]                               # (B, 1, 1, S): broadcasts over H and T
+
+
+# --- positional encodings --------------------------------------------------------------------------
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Adds PE(t, 2i) = sin(t / 10000^(2i/C)), PE(t, 2i+1) = cos(t / 10000^(2i/C)) (Vaswani et al. 2017)."""
+
+    def __init__(self, d_model: int, max_len: int = 512):
+        super().__init__()
+        if d_model % 2:
+            raise ValueError(f"sinusoidal encodings pair sin and cos, so d_model must be even, got {d_model}")
+        position = torch.arange(max_len).unsqueeze(1)                              # (T_max, 1)
+        inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2) / d_model)  # (C/2,)
+        pe = torch.zeros(max_len, d_model)                                         # (T_max, C)
+        pe[:, 0::2] = torch.sin(position * inv_freq)                               # (T_max, 1) * (C/2,) -> (T_max, C/2)
+        pe[:, 1::2] = torch.cos(position * inv_freq)
+        self.register_buffer("pe", pe, persistent=False)  # a function of position, not a weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_length(x, self.pe.shape[0])
+        return x + self.pe[: x.shape[1]].to(x.dtype)  # (B, T, C) + (T, C) -> (B, T, C)
+
+
+class LearnedPositionalEncoding(nn.Module):
+    """Adds a trained vector per position (GPT-2, ViT)."""
+
+    def __init__(self, d_model: int, max_len: int = 512):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)  # (T_max, C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_length(x, self.weight.shape[0])
+        return x + self.weight[: x.shape[1]]  # (B, T, C) + (T, C) -> (B, T, C)
+
+
+def _check_length(x: torch.Tensor, max_len: int) -> None:
+    if x.dim() != 3:
+        raise ValueError(f"positional encodings take x of shape (B, T, C), got {tuple(x.shape)}")
+    if x.shape[1] > max_len:
+        raise ValueError(f"sequence length T={x.shape[1]} exceeds the encoding's max_len={max_len}")
+
+
+def positional_encoding(kind: str, d_model: int, max_len: int) -> nn.Module:
+    """"sinusoidal", "learned" or "none" (identity: the model then sees a bag of tokens)."""
+    if kind == "sinusoidal":
+        return SinusoidalPositionalEncoding(d_model, max_len)
+    if kind == "learned":
+        return LearnedPositionalEncoding(d_model, max_len)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"positional encoding {kind!r} is not one of 'sinusoidal', 'learned', 'none'")
+
+
+# --- attention ---------------------------------------------------------------------------------------
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with H heads of width Dh = C / H, and a choice of backend (see module docstring)."""
+
+    def __init__(self, d_model: int, n_heads: int, *, backend: str = "sdpa", bias: bool = True):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
+        self.n_heads, self.d_head, self.backend = n_heads, d_model // n_heads, backend
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # the three projections in one matmul
+        self.proj = nn.Linear(d_model, d_model, bias=bias)
+        self.hook_scores = HookPoint("(B, H, T, S)")   # scaled q·k, before the mask and softmax
+        self.hook_pattern = HookPoint("(B, H, T, S)")  # attention weights, rows sum to 1
+        self.hook_out = HookPoint("(B, T, C)")         # the layer's output, after the projection
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False
+                ) -> torch.Tensor:
+        """x (B, T, C); mask bool, broadcastable to (B, H, T, S), True = may attend; causal adds j ≤ i."""
+        check_floating(x=x)
+        if x.dim() != 3 or x.shape[-1] != self.n_heads * self.d_head:
+            raise ValueError(f"x must have shape (B, T, C={self.n_heads * self.d_head}), got {tuple(x.shape)}")
+        B, T, C = x.shape
+        check_mask(mask, torch.Size((B, self.n_heads, T, T)), x.device, what="attention weights (B, H, T, S)")
+        q, k, v = self.qkv(x).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
+        q, k, v = (t.view(B, T, self.n_heads, self.d_head).transpose(1, 2) for t in (q, k, v))  # -> (B, H, T, Dh)
+        full_mask = _combine(mask, causal_mask(T, device=x.device) if causal else None)
+        if self.backend == "functional":
+            out = self._functional(q, k, v, full_mask)
+        elif self.backend == "ops":
+            out = self._ops(q, k, v, full_mask)
+        else:
+            out = self._sdpa(q, k, v, mask, causal, full_mask)
+        out = out.transpose(1, 2).reshape(B, T, C)  # (B, H, T, Dh) -> (B, T, H, Dh) -> (B, T, C)
+        return self.hook_out(self.proj(out))        # (B, T, C)
+
+    def _functional(self, q, k, v, mask):
+        scores = self.hook_scores(functional.scaled_dot_scores(q, k))  # (B, H, T, Dh) @ (B, H, Dh, S) -> (B, H, T, S)
+        pattern = self.hook_pattern(functional.masked_softmax(scores, _expand(mask, scores)))  # (B, H, T, S)
+        return pattern @ v                                              # (B, H, T, S) @ (B, H, S, Dh) -> (B, H, T, Dh)
+
+    def _ops(self, q, k, v, mask):
+        from . import ops  # lesson 02's hand-derived backward; imported late so modules loads without it
+
+        out, pattern = ops.attention(q, k, v, mask=mask)  # (B, H, T, Dh), (B, H, T, S)
+        if self.hook_scores.listened_to:
+            with torch.no_grad():
+                self.hook_scores(functional.scaled_dot_scores(q, k))
+        if self.hook_pattern.listened_to:
+            self.hook_pattern(pattern.detach())
+        return out
+
+    def _sdpa(self, q, k, v, mask, causal, full_mask):
+        if mask is None and causal:  # the fused kernels have a fast path for a plain causal mask
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=full_mask)  # (B, H, T, Dh)
+        if self.hook_scores.listened_to or self.hook_pattern.listened_to:
+            with torch.no_grad():  # recomputed only because someone asked for the maps
+                scores = self.hook_scores(functional.scaled_dot_scores(q, k))
+                self.hook_pattern(functional.masked_softmax(scores, _expand(full_mask, scores)))
+        return out
+
+
+def _combine(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return a & b  # both must allow the pair
+
+
+def _expand(mask: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor | None:
+    return None if mask is None else mask.expand_as(scores)
+
+
+# --- the pre-LN block -----------------------------------------------------------------------------
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: C -> 4C -> C with GELU."""
+
+    def __init__(self, d_model: int, hidden_mult: int = 4, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        self.up = nn.Linear(d_model, hidden_mult * d_model, bias=bias)
+        self.down = nn.Linear(hidden_mult * d_model, d_model, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.gelu(self.up(x))))  # (B, T, C) -> (B, T, 4C) -> (B, T, C)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: x + attn(LN(x)), then x + mlp(LN(x)). LayerNorm first keeps the residual path clean."""
+
+    def __init__(self, d_model: int, n_heads: int, *, dropout: float = 0.0, backend: str = "sdpa",
+                 bias: bool = True):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model, bias=bias)
+        self.attn = MultiHeadAttention(d_model, n_heads, backend=backend, bias=bias)
+        self.ln2 = nn.LayerNorm(d_model, bias=bias)
+        self.mlp = MLP(d_model, dropout=dropout, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False
+                ) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.ln1(x), mask, causal=causal))  # (B, T, C)
+        return x + self.mlp(self.ln2(x))                                   # (B, T, C)
+
+
+def set_backend(model: nn.Module, backend: str) -> nn.Module:
+    """Switch every MultiHeadAttention in ``model`` to ``backend`` (the weights stay the same)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
+    for module in model.modules():
+        if isinstance(module, MultiHeadAttention):
+            module.backend = backend
+    return model
+
+
+# --- reading the hooks ------------------------------------------------------------------------------
+
+class ActivationCache(dict):
+    """Activations by hook name; ``patterns()`` stacks the attention maps of every layer."""
+
+    def patterns(self) -> torch.Tensor:
+        """(L, B, H, T, S): every ``hook_pattern`` in layer order."""
+        maps = [v for k, v in self.items() if k.endswith("hook_pattern")]
+        if not maps:
+            raise KeyError("no hook_pattern in this cache; run run_with_cache without a names filter")
+        return torch.stack(maps)
+
+
+def hook_points(model: nn.Module) -> dict[str, HookPoint]:
+    """Every HookPoint in ``model`` by its dotted name, in module order."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, HookPoint)}
+
+
+@contextmanager
+def caching(model: nn.Module, names=None):
+    """Within the block, what passes through the chosen hook points lands in the yielded cache."""
+    points = hook_points(model)
+    chosen = points if names is None else {n: p for n, p in points.items() if _wanted(n, names)}
+    if names is not None and not chosen:
+        raise ValueError(f"no hook point matches {names!r}; the model has {list(points)[:6]} ...")
+    cache = ActivationCache()
+    handles = [p.register_forward_hook(_recorder(cache, n)) for n, p in chosen.items()]
+    try:
+        yield cache
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def run_with_cache(model: nn.Module, *args, names=None, **kwargs):
+    """Run ``model(*args, **kwargs)`` and return ``(output, cache)``; ``names`` filters hooks by substring."""
+    with caching(model, names) as cache:
+        output = model(*args, **kwargs)
+    return output, cache
+
+
+def _wanted(name: str, names) -> bool:
+    names = [names] if isinstance(names, str) else names
+    return any(part in name for part in names)
+
+
+def _recorder(cache: ActivationCache, name: str):
+    def hook(module, inputs, output):
+        cache[name] = output.detach()
+    return hook

@@ -1,0 +1,104 @@
+"""Recipe "lm": TinyGPT learns the generated stories character by character.
+
+Sizes come from the profile (``GPT_PRESETS``): a few thousand parameters in smoke, GPT-2 small's
+shape (12 layers, 12 heads, 768 wide, 1024 context) in gpu, trained there in bf16 (fp16 on
+pre-Ampere GPUs such as the T4) with ``torch.compile``. The final metrics add ``val_loss``
+(nats per character on the held-out tail of the corpus) and ``tokens_per_second`` (global:
+every rank's tokens, over the training wall time).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ..config import by_profile
+from ..models.transformer import TinyGPT, gpt_config
+from ..perf import preferred_amp_dtype
+from ..tasks.text import char_lm_data
+from ..train import TrainConfig
+from . import Recipe, RecipeRun, register
+
+
+def lm_loss(model, batch) -> torch.Tensor:
+    x, y = batch                                               # (B, T), (B, T)
+    logits = model(x)                                          # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1), y.flatten())  # mean nats per character
+
+
+def lm_eval(model, data, max_windows: int = 64, batch_size: int = 16) -> dict:
+    """Mean loss on up to ``max_windows`` non-overlapping windows spread over ``data``."""
+    device = next(model.parameters()).device
+    starts = list(range(0, len(data), data.block_size))[:max_windows]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(starts), batch_size):
+            items = [data[s] for s in starts[i:i + batch_size]]
+            x = torch.stack([a for a, _ in items]).to(device)  # (b, T)
+            y = torch.stack([b for _, b in items]).to(device)  # (b, T)
+            logits = model(x)                                  # (b, T, V)
+            total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum").item()
+            count += y.numel()
+    return {"val_loss": total / count}
+
+
+class Throughput:
+    """A fit() callback that times training and counts the tokens seen by all ranks together."""
+
+    def __init__(self, block_size: int):
+        self.block_size = block_size  # tokens per sequence
+        self.tokens_per_step, self.steps, self.seconds, self._started = 0, 0, 0.0, None
+
+    def on_fit_start(self, state) -> None:
+        self.tokens_per_step = state.cfg.batch_size * self.block_size  # the global batch
+        self._started, self._first_step = time.perf_counter(), state.step
+
+    def on_fit_end(self, state) -> None:
+        if self._started is not None:
+            if next(state.model.parameters()).is_cuda:
+                torch.cuda.synchronize()
+            self.seconds = time.perf_counter() - self._started
+            self.steps = state.step - self._first_step
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.steps * self.tokens_per_step / self.seconds if self.seconds else 0.0
+
+
+def train_config(profile: str, seed: int) -> TrainConfig:
+    gpu = profile == "gpu" and torch.cuda.is_available()
+    return TrainConfig(
+        steps=by_profile(smoke=20, cpu=1500, gpu=2000, profile_name=profile),
+        batch_size=by_profile(smoke=8, cpu=32, gpu=16, profile_name=profile),  # gpu: fits a 15 GB T4
+        lr=by_profile(smoke=3e-3, cpu=2e-3, gpu=6e-4, profile_name=profile),
+        weight_decay=0.1,
+        warmup_steps=by_profile(smoke=2, cpu=100, gpu=200, profile_name=profile),
+        amp_dtype=preferred_amp_dtype("cuda") if gpu else None,  # bf16 from Ampere on, else fp16
+        compile=gpu,                          # fit() falls back cleanly where compile fails
+        eval_every=by_profile(smoke=10, cpu=250, gpu=250, profile_name=profile),
+        seed=seed,
+    )
+
+
+def build(profile: str, seed: int) -> RecipeRun:
+    preset = gpt_config(vocab_size=1, profile_name=profile)       # the size; vocab set below
+    n_chars = by_profile(smoke=20_000, cpu=400_000, gpu=5_000_000, profile_name=profile)
+    train, val, tokenizer = char_lm_data(n_chars, preset.block_size, seed=seed)
+    torch.manual_seed(seed)
+    model = TinyGPT(gpt_config(tokenizer.vocab_size, profile_name=profile))
+    cfg = train_config(profile, seed)
+    meter = Throughput(preset.block_size)
+
+    def final_metrics(trained) -> dict:
+        trained.eval()
+        return {**lm_eval(trained, val), "tokens_per_second": round(meter.tokens_per_second, 1),
+                "n_params": trained.num_params()}
+
+    return RecipeRun(model=model, train_data=train, val_data=val, cfg=cfg, loss_fn=lm_loss,
+                     eval_fn=lm_eval, final_metrics=final_metrics, callbacks=(meter,),
+                     extras={"tokenizer": tokenizer})
+
+
+register(Recipe("lm", "TinyGPT, a char-level language model on generated stories", build))

@@ -1,0 +1,133 @@
+"""The sequence encoder, TinyGPT and the ViT: shapes, causality, weight tying, presets, errors."""
+
+import pytest
+import torch
+
+from attnflex_lab.models.transformer import (
+    GPT_PRESETS,
+    EncoderConfig,
+    GPTConfig,
+    SequenceEncoder,
+    TinyGPT,
+    gpt_config,
+)
+from attnflex_lab.models.vit import PatchEmbedding, TinyViT, ViTConfig
+from attnflex_lab.modules import run_with_cache, set_backend
+
+
+def test_encoder_shapes_and_cache():
+    model = SequenceEncoder(EncoderConfig(vocab_size=10, n_classes=10, max_len=8, n_layers=2))
+    x = torch.randint(0, 10, (5, 8))
+    logits, cache = run_with_cache(model, x)
+    assert logits.shape == (5, 8, 10)
+    assert cache.patterns().shape == (2, 5, 4, 8, 8)   # (L, B, H, T, S)
+
+
+def test_encoder_rejects_bad_tokens():
+    model = SequenceEncoder(EncoderConfig(vocab_size=10, max_len=8))
+    with pytest.raises(ValueError, match="0..9"):
+        model(torch.tensor([[3, 10]]))
+    with pytest.raises(ValueError, match="max_len=8"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer"):
+        model(torch.zeros(1, 4))
+
+
+def _small_gpt(**kw):
+    torch.manual_seed(0)
+    return TinyGPT(GPTConfig(vocab_size=11, block_size=16, n_layers=2, n_heads=2, d_model=16, **kw))
+
+
+def test_gpt_is_causal():
+    model = _small_gpt().eval()
+    x = torch.randint(0, 11, (2, 12))
+    changed = x.clone()
+    changed[:, 7:] = (changed[:, 7:] + 1) % 11        # change only the future of position 6
+    with torch.no_grad():
+        a, b = model(x), model(changed)
+    assert a.shape == (2, 12, 11)
+    torch.testing.assert_close(a[:, :7], b[:, :7])    # the past does not see the change
+    assert (a[:, 7:] - b[:, 7:]).abs().max() > 1e-4   # the future does
+
+
+@pytest.mark.parametrize("backend", ["functional", "ops"])
+def test_gpt_backends_give_the_same_logits(backend):
+    model = _small_gpt().eval()
+    x = torch.randint(0, 11, (2, 10))
+    with torch.no_grad():
+        reference = model(x)
+        set_backend(model, backend)
+        torch.testing.assert_close(model(x), reference, atol=1e-5, rtol=0)
+
+
+def test_gpt_weight_tying_and_param_count():
+    model = _small_gpt()
+    assert model.lm_head.weight is model.tok_emb.weight
+    untied = sum(p.numel() for p in model.parameters()) + model.lm_head.weight.numel()
+    assert model.num_params() == untied - 11 * 16
+    assert model.num_params(non_embedding=True) == model.num_params() - 16 * 16
+
+
+def test_gpt_generate_appends_tokens_within_vocab():
+    model = _small_gpt().eval()
+    out = model.generate(torch.zeros(2, 3, dtype=torch.long), 20, top_k=3,
+                         generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 23) and out.max() < 11 and out.min() >= 0
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(torch.zeros(1, 1, dtype=torch.long), 1, temperature=0)
+
+
+def test_gpu_preset_is_gpt2_small_shaped():
+    cfg = gpt_config(65, profile_name="gpu")
+    assert (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.block_size) == (12, 12, 768, 1024)
+    with torch.device("meta"):                       # shapes only: no 340 MB of weights
+        model = TinyGPT(cfg)
+    # 12 blocks of 12·C² + 13·C, plus token and position tables and the final LayerNorm
+    C = 768
+    expected = 12 * (12 * C * C + 13 * C) + 65 * C + 1024 * C + 2 * C
+    assert model.num_params() == expected
+    assert set(GPT_PRESETS) == {"smoke", "cpu", "gpu"}
+
+
+def test_vit_shapes_and_patch_order():
+    cfg = ViTConfig(d_model=16, n_layers=2, n_heads=2, dropout=0.0)
+    model = TinyViT(cfg)
+    images = torch.rand(3, 1, 8, 8)
+    logits, cache = run_with_cache(model, images)
+    assert logits.shape == (3, 10)
+    assert cache.patterns().shape == (2, 3, 2, 17, 17)   # 16 patches + [CLS]
+    # Patch p covers rows 2·(p // 4) .. +1 and columns 2·(p % 4) .. +1 (row-major).
+    embed = PatchEmbedding(cfg)
+    image = torch.zeros(1, 1, 8, 8)
+    image[0, 0, 2:4, 4:6] = 1.0                           # grid cell (1, 2) -> patch 6
+    tokens = embed(image) - embed(torch.zeros(1, 1, 8, 8))
+    moved = tokens.abs().sum(-1)[0]                       # (P,)
+    assert moved.argmax().item() == 6 and (moved > 1e-6).sum().item() == 1
+
+
+def test_vit_rejects_wrong_images():
+    model = TinyViT()
+    with pytest.raises(ValueError, match=r"\(B, 1, 8, 8\)"):
+        model(torch.rand(2, 1, 7, 7))
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        TinyViT(ViTConfig(patch_size=3))
+
+
+def test_lm_and_vit_recipes_run_in_smoke_and_report_their_metrics():
+    import json
+    import subprocess
+    import sys
+
+    from attnflex_lab.recipes import train_recipe
+
+    done = subprocess.run([sys.executable, "-m", "attnflex_lab", "train", "--task", "lm",
+                           "--profile", "smoke", "--no-progress"],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"val_loss", "tokens_per_second", "final_loss", "steps", "seconds",
+            "weights_sha256"} <= set(line)
+    assert line["tokens_per_second"] > 0 and 0 < line["val_loss"] < 10
+    metrics, run, history = train_recipe("vit", profile_name="smoke", progress=False)
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["steps"] == run.cfg.steps
+    assert history.final_loss < history.steps[0]["loss"]

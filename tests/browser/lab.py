@@ -94,15 +94,17 @@ class JupyterLabServer:
             raise
 
     def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?token={self.token}"
+        # A fresh workspace for every page: JupyterLab would otherwise reopen the notebooks of
+        # earlier tests beside this one.
+        return f"{self.url}/lab/workspaces/w{secrets.token_hex(4)}/tree/{name}?token={self.token}"
 
     def stop(self) -> None:
         stop_process(self.proc)
         self.log.close()
 
 
-def code_cell_count(name: str) -> int:
-    nb = json.loads((REPO / "notebooks" / name).read_text())
+def code_cell_count(path: Path) -> int:
+    nb = json.loads(path.read_text())
     return sum(cell["cell_type"] == "code" for cell in nb["cells"])
 
 
@@ -114,18 +116,23 @@ def open_and_run_all(page, server: JupyterLabServer, name: str, timeout_s: float
     page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for(timeout=90_000)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    expected = code_cell_count(name)
-    prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt")
+    expected = code_cell_count(server.root / name)
+    prompts = page.locator(".jp-NotebookPanel:visible .jp-CodeCell .jp-InputArea-prompt")
+    # A raised exception stops "Run All" at that cell: report its traceback instead of waiting.
+    errors = page.locator(".jp-NotebookPanel:visible [data-mime-type='application/vnd.jupyter.stderr']",
+                          has_text="Traceback")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        assert errors.count() == 0, f"{name}: a cell raised:\n{errors.first.inner_text()[:2000]}"
         texts = [t.strip() for t in prompts.all_inner_texts()]
         done = [t for t in texts if re.fullmatch(r"\[\d+\]:", t)]
         if len(texts) == expected and len(done) == expected:
             break
         page.wait_for_timeout(500)
     else:
-        raise TimeoutError(f"{name}: not every cell ran within {timeout_s:.0f} s; prompts: {texts}")
-    errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr']", has_text="Traceback")
+        shot = screenshot(page, f"timeout_{Path(name).stem}")
+        raise TimeoutError(f"{name}: not every cell ran within {timeout_s:.0f} s; prompts: {texts} "
+                           f"(screenshot: {shot})")
     assert errors.count() == 0, f"{name}: a cell raised:\n{errors.first.inner_text()[:2000]}"
 
 

@@ -23,6 +23,28 @@ from ._validate import (
 from .functional import default_scale
 
 
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
+def _apply(function: type[torch.autograd.Function], *args):
+    """Run an op; under autocast, run it in float32 with autocast off.
+
+    The hand-written backward passes assume one dtype throughout: under autocast a forward matmul
+    would come out in bf16 while softmax stays float32, and backward would mix them. Autocast itself
+    keeps softmax-like ops in float32 for accuracy, so these ops do the same.
+    """
+    device_type = next(a.device.type for a in args if isinstance(a, torch.Tensor))
+    if not _autocast_enabled(device_type):
+        return function.apply(*args)
+    args = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+    with torch.autocast(device_type, enabled=False):
+        return function.apply(*args)
+
+
 def _stable_softmax(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
     """The softmax forward written out, as in ``functional.masked_softmax``.
 
@@ -83,7 +105,7 @@ def softmax(x: torch.Tensor, dim: int = -1, mask: torch.Tensor | None = None) ->
     """Softmax with a hand-written backward; ``mask`` (bool, True = keep) broadcasts to x."""
     check_floating(x=x)
     check_mask(mask, x.shape, x.device, what="softmax input")
-    return SoftmaxFunction.apply(x, mask, dim)
+    return _apply(SoftmaxFunction, x, mask, dim)
 
 
 # --- attention pooling with a learned context vector ---------------------------------------------
@@ -130,7 +152,7 @@ def attention_pool(e: torch.Tensor, w_a: torch.Tensor, mask: torch.Tensor | None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same as ``functional.attention_pool``, with a hand-written backward for e and w_a."""
     check_pool_inputs(e, w_a, mask)
-    return AttentionPoolFunction.apply(e, w_a, mask)
+    return _apply(AttentionPoolFunction, e, w_a, mask)
 
 
 # --- linear read-out and loss (so a pooling model has a hand backward end to end) ----------------
@@ -162,7 +184,7 @@ class PooledReadoutFunction(torch.autograd.Function):
 def pooled_readout(c: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """y = vᵀ U c with a hand-written backward for c, U and v."""
     check_readout_inputs(c, u, v)
-    return PooledReadoutFunction.apply(c, u, v)
+    return _apply(PooledReadoutFunction, c, u, v)
 
 
 class MSELossFunction(torch.autograd.Function):
@@ -189,7 +211,7 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have "
                          f"the same shape (nothing is broadcast)")
-    return MSELossFunction.apply(pred, target)
+    return _apply(MSELossFunction, pred, target)
 
 
 # --- scaled dot-product attention --------------------------------------------------------------
@@ -258,7 +280,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     into q, k and v from both outputs."""
     check_attention_inputs(q, k, v, mask)
     scale = default_scale(q) if scale is None else check_scale(scale)
-    return AttentionFunction.apply(q, k, v, mask, scale)
+    return _apply(AttentionFunction, q, k, v, mask, scale)
 
 
 __all__ = ["AttentionFunction", "AttentionPoolFunction", "MSELossFunction",

@@ -255,3 +255,23 @@ def test_softmax_of_an_all_minus_inf_row_is_zero_like_the_reference():
     assert_same(p, ref_p, "p")
     assert_same(dx, ref_dx, "dx")
     assert (p[1] == 0).all() and (dx[1] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_ops_run_in_float32_under_autocast(dtype):
+    """Under autocast the hand-backward ops compute in float32 (as autocast does for softmax), so
+    forward and backward never mix dtypes; results match the float32 reference."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=gen, requires_grad=True) for _ in range(3))
+    upstream = torch.randn(2, 3, 5, 8, generator=gen)
+    with torch.autocast("cpu", dtype=dtype):
+        out, weights = ops.attention(q, k, v)
+        probs = ops.softmax(q)
+    assert out.dtype == weights.dtype == probs.dtype == torch.float32
+    (out * upstream).sum().backward()
+    ref_q, ref_k, ref_v = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    ref_out, _ = functional.attention(ref_q, ref_k, ref_v)
+    (ref_out * upstream).sum().backward()
+    torch.testing.assert_close(out, ref_out)
+    for got, want in ((q.grad, ref_q.grad), (k.grad, ref_k.grad), (v.grad, ref_v.grad)):
+        torch.testing.assert_close(got, want)

@@ -27,8 +27,9 @@ if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
         # First a CPU wheel this machine already holds (pip's configured find-links), offline;
         # otherwise PyTorch's CPU-only index. Either way no CUDA libraries are fetched.
         "$PY" -m pip install --no-index --no-deps "torch>=2.3" 2>/dev/null \
-            || "$PY" -m pip install "torch>=2.3" --index-url https://download.pytorch.org/whl/cpu \
-                --extra-index-url https://pypi.org/simple
+            || "$PY" -m pip install "torch>=2.3" --index-url https://download.pytorch.org/whl/cpu
+        # (that index alone, which also carries torch's dependencies: with a second index pip could
+        # prefer a newer CUDA build from it)
     fi
 fi
 

@@ -12,11 +12,11 @@ from .train import History, TrainConfig, evaluate, fit
 __version__ = "0.1.0"
 
 __all__ = [
-    "History",
-    "TrainConfig",
     "COLAB_URL",
     "PROFILES",
     "REPO_URL",
+    "History",
+    "TrainConfig",
     "__version__",
     "by_profile",
     "environment_report",

@@ -18,6 +18,7 @@ from ._validate import (
     check_min_dims,
     check_pool_inputs,
     check_scale,
+    check_tensor,
 )
 
 
@@ -95,6 +96,9 @@ def additive_scores(q: torch.Tensor, k: torch.Tensor, w_q: torch.Tensor, w_k: to
 
 def default_scale(q: torch.Tensor) -> float:
     """1/√D: keeps q·k at unit variance when q and k have unit-variance entries."""
+    check_tensor("q", q)
+    if q.dim() == 0 or q.shape[-1] == 0:
+        raise ValueError(f"q must have shape (..., D) with D >= 1, got shape {tuple(q.shape)}")
     return 1.0 / math.sqrt(q.shape[-1])
 
 

@@ -39,12 +39,16 @@ def numerical_gradient(fn: Callable, inputs: Sequence, upstream: Sequence, eps: 
 
     ∂L/∂x_i ≈ (L(x + ε e_i) − L(x − ε e_i)) / 2ε, one pair of forward passes per entry; the
     truncation error is O(ε²). Returns one tensor per input (None for non-float inputs).
+    ``upstream`` holds one tensor (or None) per output of ``fn``, each of that output's shape.
     """
+    if upstream is None:
+        raise TypeError("numerical_gradient needs the upstream gradients (one per output of fn)")
     # Contiguous copies, so that view(-1) below can write one entry at a time.
     inputs = [x.detach().clone(memory_format=torch.contiguous_format) if _is_differentiable(x)
               else x for x in inputs]
     grads: list[torch.Tensor | None] = []
     with torch.no_grad():
+        upstream = _make_upstream(_as_tuple(fn(*inputs)), upstream, seed=0)  # checks count, shapes
         for x in inputs:
             if not _is_differentiable(x):
                 grads.append(None)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import functional
-from ._validate import check_floating, check_mask
+from ._validate import check_floating, check_mask, check_tensor
 
 BACKENDS = ("functional", "ops", "sdpa")
 
@@ -61,6 +61,7 @@ def causal_mask(T: int, S: int | None = None, device: torch.device | str | None 
 
 def padding_mask(lengths: torch.Tensor, S: int) -> torch.Tensor:
     """(B, 1, 1, S) bool mask from the true lengths (B,): keys at positions ≥ length are padding."""
+    check_tensor("lengths", lengths)
     if lengths.dim() != 1:
         raise ValueError(f"lengths must have shape (B,), got {tuple(lengths.shape)}")
     if (lengths < 1).any() or (lengths > S).any():

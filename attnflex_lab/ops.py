@@ -20,7 +20,7 @@ from ._validate import (
     check_readout_inputs,
     check_scale,
 )
-from .functional import default_scale
+from .functional import default_scale, masked_softmax
 
 
 def _autocast_enabled(device_type: str) -> bool:
@@ -45,25 +45,10 @@ def _apply(function: type[torch.autograd.Function], *args):
         return function.apply(*args)
 
 
-def _stable_softmax(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
-    """The softmax forward written out, as in ``functional.masked_softmax``.
-
-    Masked entries get 0, and a row with nothing to attend to (all masked, or all -inf) gets all
-    zeros, never NaN.
-    """
-    if mask is not None:
-        x = x.masked_fill(~mask, float("-inf"))
-    row_max = x.amax(dim=dim, keepdim=True)
-    row_max.masked_fill_(row_max == float("-inf"), 0.0)  # empty row: exp(-inf - 0) = 0
-    probs = (x - row_max).exp_()                         # shift invariance: no overflow
-    total = probs.sum(dim=dim, keepdim=True)
-    return probs.div_(total.masked_fill_(total == 0, 1.0))  # 0 / 1 = 0 on an empty row
-
-
 def _fused_masked_softmax_(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Softmax over the last dim with torch's fused kernel; overwrites ``scores`` when masked.
 
-    Faster than ``_stable_softmax`` on large (T, S) scores. Scores from finite q and k are
+    Faster than ``functional.masked_softmax`` on large (T, S) scores. Scores from finite q and k are
     finite, so only the mask can empty a row; those rows (NaN from the kernel) are set to 0.
     """
     if mask is None:
@@ -82,7 +67,7 @@ class SoftmaxFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, mask, dim):
-        probs = _stable_softmax(x, mask, dim)  # same shape as x
+        probs = masked_softmax(x, mask, dim)  # the reference forward; same shape as x
         ctx.dim = dim
         ctx.save_for_backward(probs)
         return probs
@@ -116,7 +101,7 @@ class AttentionPoolFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, e, w_a, mask):
         scores = e @ w_a                                  # (..., T, d) @ (d,) -> (..., T)
-        alpha = _stable_softmax(scores, mask, -1)          # (..., T)
+        alpha = masked_softmax(scores, mask)               # (..., T)
         context = (alpha.unsqueeze(-2) @ e).squeeze(-2)   # (..., 1, T) @ (..., T, d) -> (..., d)
         ctx.save_for_backward(e, w_a, alpha)
         ctx.set_materialize_grads(False)                  # an unused output sends None, not zeros

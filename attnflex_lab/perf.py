@@ -33,7 +33,10 @@ PEAK_TFLOPS = {
 
 def count_params(model: torch.nn.Module, *, non_embedding: bool = False) -> int:
     """N: parameters counted once (tied weights once); ``non_embedding`` drops position tables."""
-    if non_embedding and hasattr(model, "num_params"):
+    if non_embedding:
+        if not hasattr(model, "num_params"):
+            raise ValueError(f"non_embedding=True needs a model that knows its position table "
+                             f"(a num_params method, as TinyGPT has); {type(model).__name__} has none")
         return model.num_params(non_embedding=True)
     return sum(p.numel() for p in model.parameters())
 

@@ -29,7 +29,6 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ._loop import TrainingRun
-from .batches import batch_indices, gather
 from .callbacks import RecordAttention, TrainState
 from .checkpoint import load_checkpoint, set_rng_state, weights_sha256
 from .device import pick_device, seed_everything
@@ -168,8 +167,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: Tr
     state.extra["early_stop"] = {"best": None, "bad_evals": 0}
     if resume is not None:
         _restore(resume, state, scheduler, scaler, callbacks, device)
-    run = TrainingRun(cfg, state, train_data, val_data, loss_fn, eval_fn, callbacks, device, scheduler,
-               scaler)
+    run = TrainingRun(cfg, state, train_data, val_data, loss_fn, eval_fn, callbacks, device,
+                      scheduler, scaler)
     return run.loop()
 
 
@@ -199,5 +198,5 @@ def _restore(resume, state, scheduler, scaler, callbacks, device) -> None:
     set_rng_state(ckpt["rng"])  # last: the run continues exactly where the saved one stood
 
 
-__all__ = ["History", "RecordAttention", "TrainConfig", "TrainState", "batch_indices", "evaluate",
-           "fit", "gather", "lr_factor", "weights_sha256"]
+__all__ = ["History", "RecordAttention", "TrainConfig", "TrainState", "evaluate", "fit",
+           "lr_factor", "weights_sha256"]

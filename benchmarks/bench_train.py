@@ -20,13 +20,13 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from attnflex_lab import perf
 from attnflex_lab.config import profile
 from attnflex_lab.device import pick_device, seed_everything
 from attnflex_lab.models.transformer import TinyGPT, gpt_config
+from attnflex_lab.recipes.lm import lm_loss
 from attnflex_lab.tasks.text import CharTokenizer, make_corpus
 from attnflex_lab.train import TrainConfig, fit, lr_factor
 
@@ -40,11 +40,6 @@ def windows(block_size: int, n_chars: int) -> tuple[TensorDataset, int]:
     x = ids[: n * block_size].view(n, block_size)                  # (n, T)
     y = ids[1 : n * block_size + 1].view(n, block_size)            # (n, T): shifted by one
     return TensorDataset(x, y), tok.vocab_size
-
-
-def lm_loss(model, batch):
-    x, y = batch                                                   # (B, T), (B, T)
-    return F.cross_entropy(model(x).flatten(0, 1), y.flatten())    # (B·T, V) vs (B·T,)
 
 
 def bare_loop(model, data, cfg: TrainConfig, device) -> float:

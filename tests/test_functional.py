@@ -213,5 +213,7 @@ def test_other_functional_bad_input():
         functional.additive_scores(q, k, torch.randn(7, 4), torch.randn(7, 4), torch.randn(6))
     with pytest.raises(ValueError, match=r"need x_query \(T,\).*\(\)"):
         functional.nadaraya_watson(torch.randn(3), torch.randn(4), torch.tensor(1.0))
+    with pytest.raises(ValueError, match=r"q must have shape \(\.\.\., D\) with D >= 1, got shape \(\)"):
+        functional.default_scale(torch.tensor(1.0))
     with pytest.raises(ValueError, match=r"bandwidth must be positive, got 0"):
         functional.nadaraya_watson(torch.randn(3), torch.randn(4), torch.randn(4), bandwidth=0)

@@ -89,5 +89,9 @@ def test_bad_arguments():
         check_gradients(torch.sin, _x(), names=["a", "b"])
     with pytest.raises(ValueError, match=r"upstream gradient 0 has shape \(2,\).*\(3, 5\)"):
         check_gradients(torch.sin, _x(), upstream=torch.ones(2))
+    with pytest.raises(ValueError, match=r"upstream gradient 0 has shape \(5,\).*\(3, 5\)"):
+        numerical_gradient(torch.sin, [_x()], [torch.ones(5)])  # would broadcast silently
+    with pytest.raises(ValueError, match="returned 1 outputs but 2 upstream"):
+        numerical_gradient(torch.sin, [_x()], [torch.ones(3, 5), torch.ones(3, 5)])
     with pytest.raises(ValueError, match="at least one floating-point tensor"):
         check_gradients(lambda m: m.float(), torch.ones(3, dtype=torch.bool))

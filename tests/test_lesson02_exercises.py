@@ -21,8 +21,8 @@ def _sums_the_whole_tensor(probs, grad_probs):
     return probs * (grad_probs - (grad_probs * probs).sum())  # ⟨g, p⟩ over all rows at once
 
 
-def _full_transpose(weights, grad_out):
-    return weights.mT @ grad_out * 0.5             # right shape, wrong values
+def _averages_over_queries(weights, grad_out):
+    return weights.mT @ grad_out / weights.shape[-2]  # mean over t, not the sum: right shape only
 
 
 def _forgets_the_scale(q, k, v, grad_out, scale):
@@ -41,7 +41,7 @@ def _forgets_the_rowsum(q, k, v, grad_out, scale):
     ("02.softmax_backward", _forgets_the_subtraction, ["entries differ", "worst at index",
                                                         "Hint", "⟨g, p⟩"]),
     ("02.softmax_backward", _sums_the_whole_tensor, ["entries differ", "keepdim"]),
-    ("02.attention_dv", _full_transpose, ["entries differ", "expected"]),
+    ("02.attention_dv", _averages_over_queries, ["entries differ", "expected"]),
     ("02.attention_dq", _forgets_the_scale, ["entries differ", "scale"]),
     ("02.attention_dq", _forgets_the_rowsum, ["entries differ", "rowsum"]),
 ])

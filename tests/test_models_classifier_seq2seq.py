@@ -99,14 +99,34 @@ def test_additive_attention_matches_the_formula():
     assert torch.allclose(context, (expected[..., None] * keys).sum(1), atol=1e-6)
 
 
+def test_additive_attention_names_the_shapes_it_wants():
+    attn = AdditiveAttention(query_dim=6, key_dim=4, attn_dim=5)
+    query, keys = torch.randn(2, 6), torch.randn(2, 7, 4)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"projected_keys \(B, S, A=5\) from project_keys"):
+        attn(query, keys, keys, mask)                  # raw keys, not projected: A is wrong
+    with pytest.raises(ValueError, match=r"query \(B, Dq=6\).*got query \(2, 4\)"):
+        attn(torch.randn(2, 4), attn.project_keys(keys), keys, mask)
+    with pytest.raises(ValueError, match=r"values \(B, S, Dv\).*values \(2, 6, 4\)"):
+        attn(query, attn.project_keys(keys), keys[:, :6], mask)
+    with pytest.raises(ValueError, match=r"mask of shape \(2, 6\) does not broadcast"):
+        attn(query, attn.project_keys(keys), keys, mask[:, :6])
+    with pytest.raises(TypeError, match="mask must be a bool tensor"):
+        attn(query, attn.project_keys(keys), keys, mask.long())
+
+
 def test_seq2seq_input_errors():
     model = _seq2seq()
     with pytest.raises(ValueError, match="int64 ids"):
         model(torch.rand(2, 5), torch.zeros(2, 10, dtype=torch.long))
     with pytest.raises(ValueError, match="all padding"):
         model.generate(torch.zeros(1, 5, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"tgt must have shape \(B, T\)"):
+    with pytest.raises(ValueError, match=r"tgt must be int64 ids of shape \(B, T\)"):
         model(encode_sources(["3/4/87"]), torch.zeros(2, 10, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"tgt must be int64 ids .*got torch.float32 \(1, 10\)"):
+        model(encode_sources(["3/4/87"]), torch.zeros(1, 10))
+    with pytest.raises(ValueError, match="max_len must be a positive int"):
+        model.generate(encode_sources(["3/4/87"]), max_len=0)
 
 
 def test_lesson03_exercises_explain_plausible_wrong_answers():

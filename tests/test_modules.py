@@ -140,6 +140,8 @@ def test_masks():
     assert pad.shape == (2, 1, 1, 3) and pad[0, 0, 0].tolist() == [True, True, False]
     with pytest.raises(ValueError, match="1..S=3"):
         padding_mask(torch.tensor([0, 3]), 3)
+    with pytest.raises(TypeError, match="lengths must be a torch.Tensor"):
+        padding_mask([2, 3], 3)
 
 
 def test_set_backend_switches_every_layer():

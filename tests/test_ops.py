@@ -64,8 +64,12 @@ def _make_attention_case(case, seed, dtype=F64, contiguous=True):
         mask = torch.ones(t, s, dtype=torch.bool).tril()
     else:
         mask = torch.rand(mask_shape, generator=gen) > 0.4
-        if len(mask_shape) >= 2 and mask_shape[-1] > 1:
-            mask[..., 0, :] = False  # guarantee a fully masked row
+        # Guarantee a fully masked query row, but only where the mask has a query dim of its own:
+        # on a key-padding mask (..., 1, S) row 0 is every row, and all-zero outputs and gradients
+        # would let any backward pass.
+        if len(mask_shape) >= 2 and mask_shape[-2] > 1:
+            mask[..., 0, :] = False
+        assert mask.any(), f"mask {mask_shape} keeps no key: every output and gradient would be 0"
     return q, k, v, mask, scale
 
 

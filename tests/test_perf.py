@@ -1,6 +1,7 @@
 """perf: FLOPs per token, peaks, MFU, memory, timing; lesson 06 exercises."""
 
 import pytest
+import torch
 
 from attnflex_lab import perf
 from attnflex_lab.exercises import ExerciseError, check
@@ -44,6 +45,8 @@ def test_count_params_and_memory():
     model = TinyGPT(GPTConfig(vocab_size=7, block_size=8, n_layers=1, n_heads=1, d_model=8))
     assert perf.count_params(model) == model.num_params()
     assert perf.count_params(model, non_embedding=True) == model.num_params() - 8 * 8
+    with pytest.raises(ValueError, match="num_params"):
+        perf.count_params(torch.nn.Linear(2, 2), non_embedding=True)
     assert perf.peak_memory_bytes("cpu") > 10 * 2**20   # a Python process with torch uses > 10 MiB
 
 

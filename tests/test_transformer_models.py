@@ -111,6 +111,20 @@ def test_vit_rejects_wrong_images():
         model(torch.rand(2, 1, 7, 7))
     with pytest.raises(ValueError, match="multiple of patch_size"):
         TinyViT(ViTConfig(patch_size=3))
+    with pytest.raises(TypeError, match="floating-point"):
+        model(torch.zeros(2, 1, 8, 8, dtype=torch.long))
+
+
+def test_reads_right_token_counts_any_copy_and_checks_shapes():
+    from attnflex_lab.recipes.sequence import reads_right_token
+
+    x = torch.tensor([[2, 1, 2]])                      # (N, S): two copies of the digit 2
+    y = torch.tensor([[1, 2, 2]])                      # (N, T): the sorted digits
+    pattern = torch.eye(3)[[1, 2, 0]].unsqueeze(0)     # (N, T, S): output i reads input 1, 2, 0
+    assert reads_right_token(pattern, x, y) == 1.0     # either copy of 2 counts
+    assert reads_right_token(torch.eye(3).unsqueeze(0), x, y) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match=r"pattern \(N, T, S\)"):
+        reads_right_token(pattern[0], x, y)
 
 
 def test_lm_and_vit_recipes_run_in_smoke_and_report_their_metrics():

@@ -259,3 +259,12 @@ def test_explorer_rejects_bad_inputs():
         explore_attention(torch.randn(5, 4), torch.randn(5, 4), pad_keys=5)
     with pytest.raises(ValueError, match="temperature must be positive"):
         explorer_weights(torch.randn(2, 3), torch.randn(2, 3), temperature=0.0, scaled=True)
+    with pytest.raises(ValueError, match=r"pad_keys must be between 1 and S - 1 = 1, got 2"):
+        explorer_weights(torch.randn(2, 3), torch.randn(2, 3), temperature=1.0, scaled=True,
+                         mask="padding", pad_keys=2)
+    with pytest.raises(ValueError, match=r"q \(\.\.\., T, D\) and k \(\.\.\., S, D\) must share D"):
+        explorer_weights(torch.randn(2, 3), torch.randn(2, 4), temperature=1.0, scaled=True)
+    with pytest.raises(ValueError, match=r"weights \(T, S\).*shape \(1, 6, 6\) and query=0"):
+        draw_explorer(_weights(1, 6, 6), 0, WORDS, WORDS)
+    with pytest.raises(ValueError, match=r"query in 0\.\.T-1.*query=6"):
+        draw_explorer(_weights(6, 6), 6, WORDS, WORDS)

@@ -60,6 +60,11 @@ def test_confusion_matrix_counts_and_drawing():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2"]
     with pytest.raises(ValueError, match="class names"):
         plot_confusion_matrix(truth, guess, class_names=["a", "b"])
+    # a negative id would wrap around and one past num_classes would be an IndexError: both refused
+    with pytest.raises(ValueError, match=r"labels must be class ids in 0\.\.2, got values -1\.\.2"):
+        confusion_matrix([-1, 0, 2], [0, 0, 2])
+    with pytest.raises(ValueError, match=r"predictions must be class ids in 0\.\.1"):
+        confusion_matrix([0, 1], [0, 2], num_classes=2)
 
 
 def _history(offset=0.0):

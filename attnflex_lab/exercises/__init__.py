@@ -129,7 +129,7 @@ def check(exercise_id: str, learner_fn: Callable, *, seed: int = 0) -> Feedback:
         problem = (ex.compare(got, expected) if ex.compare
                    else describe_difference(got, expected, ex.atol, ex.rtol))
         if problem:
-            shapes = ", ".join(tuple(a.shape).__str__() if isinstance(a, torch.Tensor) else repr(a)
+            shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a)
                                for a in args)
             hint = f"\nHint: {ex.hint}" if ex.hint else ""
             raise ExerciseError(f"{ex.id}: not yet right (trial {trial + 1}, inputs {shapes}).\n"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._validate import check_mask, check_tensor
 from ..functional import masked_softmax
 
 
@@ -48,11 +49,28 @@ class AdditiveAttention(nn.Module):
 
     def forward(self, query: torch.Tensor, projected_keys: torch.Tensor, values: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (B, Dq), projected_keys (B, S, A) from ``project_keys``, values (B, S, Dv), mask
+        (B, S) True = a real position. Returns context (B, Dv) and α (B, S)."""
+        self._check_inputs(query, projected_keys, values, mask)
         q = self.w_q(query).unsqueeze(1)                  # (B, Dq) -> (B, 1, A)
         scores = self.v_a(torch.tanh(q + projected_keys)).squeeze(-1)  # (B, S, A) -> (B, S)
         alpha = masked_softmax(scores, mask)              # (B, S), 0 on padding
         context = (alpha.unsqueeze(1) @ values).squeeze(1)  # (B, 1, S) @ (B, S, 2H) -> (B, 2H)
         return context, alpha
+
+    def _check_inputs(self, query, projected_keys, values, mask) -> None:
+        # shapes only: under autocast the dtypes may legitimately differ (bf16 keys, fp32 state)
+        for name, x in (("query", query), ("projected_keys", projected_keys), ("values", values)):
+            check_tensor(name, x)
+        dq, a = self.w_q.in_features, self.w_q.out_features
+        if (query.dim() != 2 or query.shape[1] != dq or projected_keys.dim() != 3
+                or projected_keys.shape[0] != query.shape[0] or projected_keys.shape[2] != a
+                or values.dim() != 3 or values.shape[:2] != projected_keys.shape[:2]):
+            raise ValueError(f"additive attention needs query (B, Dq={dq}), projected_keys "
+                             f"(B, S, A={a}) from project_keys, and values (B, S, Dv); got query "
+                             f"{tuple(query.shape)}, projected_keys {tuple(projected_keys.shape)}, "
+                             f"values {tuple(values.shape)}")
+        check_mask(mask, projected_keys.shape[:2], query.device, what="attention scores (B, S)")
 
 
 class Seq2SeqAttention(nn.Module):
@@ -109,9 +127,9 @@ class Seq2SeqAttention(nn.Module):
 
     def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing (step t sees the true y_{t-1}): logits (B, T, V), α (B, T, S)."""
-        if tgt.dim() != 2 or tgt.shape[0] != src.shape[0]:
-            raise ValueError(f"tgt must have shape (B, T) with B = {src.shape[0]}, "
-                             f"got {tuple(tgt.shape)}")
+        if tgt.dim() != 2 or tgt.shape[0] != src.shape[0] or tgt.dtype != torch.int64:
+            raise ValueError(f"tgt must be int64 ids of shape (B, T) with B = {src.shape[0]}, "
+                             f"got {tgt.dtype} {tuple(tgt.shape)}")
         logits, alpha, _ = self._decode(src, tgt, tgt.shape[1])
         return logits, alpha
 
@@ -119,5 +137,8 @@ class Seq2SeqAttention(nn.Module):
     def generate(self, src: torch.Tensor, max_len: int | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """Greedy decoding: tokens (B, T) and the attention map α (B, T, S)."""
-        _, alpha, tokens = self._decode(src, None, max_len or self.cfg.max_len)
+        steps = self.cfg.max_len if max_len is None else max_len
+        if not isinstance(steps, int) or steps <= 0:
+            raise ValueError(f"max_len must be a positive int (output characters), got {max_len!r}")
+        _, alpha, tokens = self._decode(src, None, steps)
         return tokens, alpha

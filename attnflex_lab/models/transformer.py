@@ -7,7 +7,7 @@ every position see every other, TinyGPT lets position t see positions ≤ t only
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -152,8 +152,3 @@ class TinyGPT(nn.Module):
             nxt = torch.multinomial(probs, 1, generator=generator)    # (B, 1)
             idx = torch.cat([idx, nxt], dim=1)                        # (B, T + 1)
         return idx
-
-
-def config_dict(cfg) -> dict:
-    """A model config as a plain dict (for checkpoints and JSON)."""
-    return asdict(cfg)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._validate import check_floating
 from ..modules import LearnedPositionalEncoding, TransformerBlock
 from .transformer import _init_weights
 
@@ -49,6 +50,7 @@ class PatchEmbedding(nn.Module):
         self.proj = nn.Conv2d(cfg.channels, cfg.d_model, kernel_size=cfg.patch_size, stride=cfg.patch_size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_floating(images=images)
         c = self.cfg
         expected = (c.channels, c.image_size, c.image_size)
         if images.dim() == 3 and c.channels == 1:

@@ -76,10 +76,10 @@ def build(name: str, *, profile_name: str | None = None, seed: int = 0, **overri
     name_of_profile = profile() if profile_name is None else profile_name
     if name_of_profile not in PROFILES:
         raise ValueError(f"profile {name_of_profile!r} is not one of {', '.join(PROFILES)}")
-    run = get(name).build(name_of_profile, seed)
     bad = [k for k in overrides if k not in {f.name for f in dataclasses.fields(TrainConfig)}]
-    if bad:
+    if bad:  # before building: a typo should not cost a data set and a model first
         raise TypeError(f"unknown TrainConfig fields {bad}")
+    run = get(name).build(name_of_profile, seed)
     run.cfg = dataclasses.replace(run.cfg, seed=seed, **overrides)
     return run
 

@@ -24,8 +24,8 @@ def translate(model, src: torch.Tensor, batch_size: int = 1024
     """Greedy translations (N, T) and attention maps (N, T, S) for source ids (N, S)."""
     device = next(model.parameters()).device
     tokens, alphas = [], []
-    for start in range(0, len(src), batch_size):
-        tok, alpha = model.generate(src[start:start + batch_size].to(device))
+    for chunk in src.split(batch_size):                 # (b, S) each
+        tok, alpha = model.generate(chunk.to(device))    # (b, T), (b, T, S)
         tokens.append(tok.cpu())
         alphas.append(alpha.cpu())
     return torch.cat(tokens), torch.cat(alphas)

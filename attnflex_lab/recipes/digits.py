@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..batches import iterate_batches
 from ..config import by_profile
 from ..metrics import accuracy
 from ..models.classifier import AttentionPoolingClassifier, ClassifierConfig, MeanPoolingClassifier
@@ -23,13 +24,12 @@ def digits_loss(model, batch) -> torch.Tensor:
 
 
 def predict(model, data, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted classes (N,) and attention weights (N, T) for a TensorDataset of digits."""
-    images, _ = data.tensors
+    """Predicted classes (N,) and attention weights (N, T) for a dataset of (image, label) pairs."""
     device = next(model.parameters()).device
     preds, alphas = [], []
     with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            logits, alpha = model(images[start:start + batch_size].to(device))
+        for images, _ in iterate_batches(data, batch_size):  # (b, 1, 8, 8), (b,)
+            logits, alpha = model(images.to(device))           # (b, 10), (b, T)
             preds.append(logits.argmax(-1).cpu())
             alphas.append(alpha.cpu())
     return torch.cat(preds), torch.cat(alphas)

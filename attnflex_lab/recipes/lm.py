@@ -14,6 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from ..batches import gather
 from ..config import by_profile
 from ..models.transformer import TinyGPT, gpt_config
 from ..perf import preferred_amp_dtype
@@ -31,13 +32,11 @@ def lm_loss(model, batch) -> torch.Tensor:
 def lm_eval(model, data, max_windows: int = 64, batch_size: int = 16) -> dict:
     """Mean loss on up to ``max_windows`` non-overlapping windows spread over ``data``."""
     device = next(model.parameters()).device
-    starts = list(range(0, len(data), data.block_size))[:max_windows]
+    starts = torch.arange(0, len(data), data.block_size)[:max_windows]
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(starts), batch_size):
-            items = [data[s] for s in starts[i:i + batch_size]]
-            x = torch.stack([a for a, _ in items]).to(device)  # (b, T)
-            y = torch.stack([b for _, b in items]).to(device)  # (b, T)
+            x, y = (t.to(device) for t in gather(data, starts[i:i + batch_size]))  # (b, T), (b, T)
             logits = model(x)                                  # (b, T, V)
             total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="sum").item()
             count += y.numel()
@@ -49,7 +48,8 @@ class Throughput:
 
     def __init__(self, block_size: int):
         self.block_size = block_size  # tokens per sequence
-        self.tokens_per_step, self.steps, self.seconds, self._started = 0, 0, 0.0, None
+        self.tokens_per_step, self.steps, self.seconds = 0, 0, 0.0
+        self._started, self._first_step = None, 0  # set when fit() starts
 
     def on_fit_start(self, state) -> None:
         self.tokens_per_step = state.cfg.batch_size * self.block_size  # the global batch

@@ -49,6 +49,9 @@ def reads_right_token(pattern: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -
     pattern (N, T, S), x and y (N, T). For sort, where equal digits make the stable-sort alignment
     one choice among several, this is the fair test: any copy of the right digit counts.
     """
+    if pattern.dim() != 3 or x.shape != (pattern.shape[0], pattern.shape[2]) or y.shape != pattern.shape[:2]:
+        raise ValueError(f"need pattern (N, T, S), x (N, S) and y (N, T), got pattern "
+                         f"{tuple(pattern.shape)}, x {tuple(x.shape)} and y {tuple(y.shape)}")
     read = torch.gather(x, 1, pattern.argmax(-1))              # (N, T): the token each output reads
     return (read == y).float().mean().item()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..batches import iterate_batches
 from ..config import by_profile
 from ..metrics import accuracy
 from ..models.vit import TinyViT, ViTConfig
@@ -23,11 +24,10 @@ def vit_loss(model, batch) -> torch.Tensor:
 
 @torch.no_grad()
 def vit_eval(model, data, batch_size: int = 512) -> dict:
-    images, labels = data.tensors
     device = next(model.parameters()).device
-    preds = torch.cat([model(images[i:i + batch_size].to(device)).argmax(-1).cpu()
-                       for i in range(0, len(images), batch_size)])   # (N,)
-    return {"accuracy": accuracy(preds, labels)}
+    preds = torch.cat([model(images.to(device)).argmax(-1).cpu()
+                       for images, _ in iterate_batches(data, batch_size)])   # (N,)
+    return {"accuracy": accuracy(preds, data.tensors[1])}
 
 
 def train_config(profile: str, seed: int) -> TrainConfig:

@@ -27,7 +27,7 @@ class AttentionMap:
 def to_numpy(weights, name: str = "weights") -> np.ndarray:
     """Detach, move to the CPU and convert to float64; a clear TypeError for anything else."""
     if hasattr(weights, "detach"):  # torch.Tensor without importing torch here
-        weights = weights.detach().cpu().float().numpy()
+        weights = weights.detach().cpu().double().numpy()  # numpy has no bfloat16
     try:
         array = np.asarray(weights, dtype=np.float64)
     except (TypeError, ValueError) as err:

@@ -33,10 +33,17 @@ def explorer_mask(kind: str, num_queries: int, num_keys: int, pad_keys: int) -> 
     if kind == "causal":
         return torch.ones(num_queries, num_keys, dtype=torch.bool).tril()  # (T, S), j <= i
     if kind == "padding":
+        _check_pad_keys(pad_keys, num_keys)
         mask = torch.ones(num_queries, num_keys, dtype=torch.bool)           # (T, S)
         mask[:, num_keys - pad_keys:] = False
         return mask
     raise ValueError(f"mask kind must be one of {MASK_KINDS}, got {kind!r}")
+
+
+def _check_pad_keys(pad_keys: int, num_keys: int) -> None:
+    """Padding must hide some keys but leave at least one, or the mask means nothing (or NaN)."""
+    if not 0 < pad_keys < num_keys:
+        raise ValueError(f"pad_keys must be between 1 and S - 1 = {num_keys - 1}, got {pad_keys}")
 
 
 def explorer_weights(q: torch.Tensor, k: torch.Tensor, *, temperature: float, scaled: bool,
@@ -54,6 +61,9 @@ def draw_explorer(weights, query: int, queries: Sequence[str], keys: Sequence[st
                   title: str = "", cmap: str = "viridis") -> plt.Figure:
     """Heatmap of all weights (the chosen query's row outlined) beside a bar chart of that row."""
     weights = to_numpy(weights)                                          # (T, S)
+    if weights.ndim != 2 or not 0 <= query < weights.shape[0]:
+        raise ValueError(f"draw_explorer needs weights (T, S) and a query in 0..T-1, got weights "
+                         f"of shape {weights.shape} and query={query}")
     fig, (ax_map, ax_bar) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained",
                                          gridspec_kw={"width_ratios": [1.1, 1]})
     plot_attention(weights, queries, keys, ax=ax_map, cmap=cmap, vmin=0.0, vmax=1.0, title=title)
@@ -89,8 +99,7 @@ def explore_attention(q: torch.Tensor, k: torch.Tensor, queries: Sequence | None
     query_labels = make_labels(queries, num_queries, "query")
     key_labels = make_labels(keys, num_keys, "key")
     pad_keys = max(1, num_keys // 4) if pad_keys is None else pad_keys
-    if not 0 < pad_keys < num_keys:
-        raise ValueError(f"pad_keys must be between 1 and S - 1 = {num_keys - 1}, got {pad_keys}")
+    _check_pad_keys(pad_keys, num_keys)  # now, not at the first pick of "padding" in the menu
     low, high = log10_temperature_range
     wide_label = {"description_width": "initial"}  # show "temperature" in full (ipywidgets 7 and 8)
     temperature_slider = widgets.FloatLogSlider(

@@ -81,6 +81,10 @@ def confusion_matrix(labels, predictions, num_classes: int | None = None) -> np.
     if truth.shape != guess.shape:
         raise ValueError(f"{truth.size} labels but {guess.size} predictions")
     size = num_classes or int(max(truth.max(initial=0), guess.max(initial=0)) + 1)
+    for name, ids in (("labels", truth), ("predictions", guess)):
+        if ids.size and (ids.min() < 0 or ids.max() >= size):
+            raise ValueError(f"{name} must be class ids in 0..{size - 1}, got values "
+                             f"{int(ids.min())}..{int(ids.max())}")
     counts = np.zeros((size, size), dtype=np.int64)
     np.add.at(counts, (truth, guess), 1)
     return counts

@@ -161,6 +161,18 @@ def press_keys_on_slider(page, slider_box, key: str, times: int) -> str:
     return slider_box.locator(".widget-readout").first.inner_text()
 
 
+def run_and_find_slider(page, server: JupyterLabServer, name: str, description: str, shot: str):
+    """Run a notebook, find the slider described `description` and its figure, take a "before"
+    screenshot; return (slider box, figure src, readout as float)."""
+    open_and_run_all(page, server, name)
+    box = slider(page, description)
+    box.scroll_into_view_if_needed()
+    src = widget_image(page, box).get_attribute("src")
+    readout = float(box.locator(".widget-readout").first.inner_text())
+    screenshot(page, f"{shot}_before")
+    return box, src, readout
+
+
 def wait_for_new_src(page, image, old_src: str, timeout_s: float = 30) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

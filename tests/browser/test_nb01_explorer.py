@@ -1,26 +1,14 @@
 """Notebook 01 in a real JupyterLab: run every cell, move the explorer's temperature slider, and
 see the heatmap redrawn."""
 
-from .lab import (
-    open_and_run_all,
-    press_keys_on_slider,
-    screenshot,
-    slider,
-    wait_for_new_src,
-    widget_image,
-)
+from .lab import press_keys_on_slider, run_and_find_slider, screenshot, wait_for_new_src, widget_image
 
 NOTEBOOK = "01_attention_as_a_weighted_average.ipynb"
 
 
 def test_explorer_temperature_slider_redraws_the_heatmap(page, lab_server):
-    open_and_run_all(page, lab_server, NOTEBOOK)
-    box = slider(page, "temperature")
-    box.scroll_into_view_if_needed()
-    image = widget_image(page, box)
-    before = image.get_attribute("src")
-    readout_before = float(box.locator(".widget-readout").first.inner_text())
-    screenshot(page, "nb01_explorer_before")
+    box, before, readout_before = run_and_find_slider(page, lab_server, NOTEBOOK, "temperature",
+                                                      "nb01_explorer")
 
     # Colder: the log slider steps 0.05 in log10(τ), so ten presses divide τ by about 3.2.
     readout_after = float(press_keys_on_slider(page, box, "ArrowLeft", 10))

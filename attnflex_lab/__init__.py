@@ -5,9 +5,9 @@ Dimension legend used everywhere: B batch, H heads, T queries, S keys, D query/k
 
 from . import functional, gradcheck, metrics, modules, ops
 from ._meta import COLAB_URL, REPO_URL
-from .config import PROFILES, by_profile, profile
 from .device import environment_report, in_colab, pick_device, seed_everything
-from .train import History, TrainConfig, evaluate, fit
+from .profiles import PROFILES, by_profile, profile
+from .training import History, TrainConfig, evaluate, fit
 
 __version__ = "0.1.0"
 

@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from .config import PROFILES
+from .profiles import PROFILES
 
 
 def _parser(task_names: list[str]) -> argparse.ArgumentParser:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("steps", "checkpoint_dir", "checkpoint_every", "device"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    from . import distributed
+    from .training import distributed
 
     # Under torchrun: join the group (gloo for --device cpu or without CUDA, NCCL on GPUs) and
     # train on this rank's own GPU. Outside torchrun this only reports rank 0 of 1.
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             distributed.teardown()
     rank = info.rank
     if rank == 0:
-        from .config import profile
+        from .profiles import profile
 
         line = {"task": args.task, "profile": args.profile or profile(), "seed": args.seed,
                 **metrics}

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import torch
 
-from .config import profile
+from .profiles import profile
 
 
 def pick_device(prefer: str | torch.device | None = None) -> torch.device:

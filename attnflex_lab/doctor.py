@@ -6,7 +6,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from .config import PROFILE_ENV, profile
+from .profiles import PROFILE_ENV, profile
 
 
 @dataclass(frozen=True)

@@ -69,10 +69,10 @@ def measure_matmul_flops(n: int = 1024, repeats: int = 10, *, device: str | torc
     b = torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(repeats + 1):  # the first run warms caches and kernels; min() discards it
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         a @ b  # (n, n) @ (n, n) -> (n, n)
-        _sync(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2.0 * n**3 / best
 
@@ -118,11 +118,11 @@ def time_steps(step: Callable[[], object], steps: int, *, warmup: int = 2,
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     for _ in range(warmup):
         step()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    synchronize(device)
     return (time.perf_counter() - start) / steps
 
 
@@ -141,7 +141,8 @@ def throughput_report(*, tokens_per_step: int, seconds_per_step: float, flops_pe
     }
 
 
-def _sync(device) -> None:
+def synchronize(device) -> None:
+    """Wait for queued GPU work (a no-op on CPU), so a timer reads the work itself."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
 

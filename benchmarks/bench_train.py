@@ -1,7 +1,7 @@
 """TinyGPT training speed on this device: tokens/s, MFU, and fit()'s overhead over a bare loop.
 
 The same model, data, optimizer (AdamW), lr schedule, gradient clipping and AMP setting run two
-ways in one process, interleaved: through ``attnflex_lab.train.fit`` and through a bare loop of
+ways in one process, interleaved: through ``attnflex_lab.training.fit`` and through a bare loop of
 zero_grad / forward / backward / clip / step. The ratio fit / bare is fit's overhead (aim ≤ 1.05);
 the median and the best of the interleaved repeats are both reported, since a shared machine is noisy.
 MFU uses flops per token = 6N + 12·L·C·T against the GPU's data-sheet peak, or a measured matmul
@@ -23,12 +23,12 @@ import torch
 from torch.utils.data import TensorDataset
 
 from attnflex_lab import perf
-from attnflex_lab.config import profile
 from attnflex_lab.device import pick_device, seed_everything
-from attnflex_lab.models.transformer import TinyGPT, gpt_config
-from attnflex_lab.recipes.lm import lm_loss
+from attnflex_lab.models.transformer import TinyGPT
+from attnflex_lab.profiles import profile
+from attnflex_lab.recipes.lm import gpt_config, lm_loss
 from attnflex_lab.tasks.text import CharTokenizer, make_corpus
-from attnflex_lab.train import TrainConfig, fit, lr_factor
+from attnflex_lab.training import TrainConfig, fit, lr_factor
 
 
 def windows(block_size: int, n_chars: int) -> tuple[TensorDataset, int]:
@@ -51,7 +51,7 @@ def bare_loop(model, data, cfg: TrainConfig, device) -> float:
     gen = torch.Generator().manual_seed(cfg.seed)
     amp = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp_dtype == "bf16"
            else torch.autocast(device.type, enabled=False))
-    perf._sync(device)
+    perf.synchronize(device)
     start = time.perf_counter()
     for _ in range(cfg.steps):
         idx = torch.randint(0, len(x_all), (cfg.batch_size,), generator=gen)   # (B,)
@@ -63,7 +63,7 @@ def bare_loop(model, data, cfg: TrainConfig, device) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
-    perf._sync(device)
+    perf.synchronize(device)
     return (time.perf_counter() - start) / cfg.steps
 
 

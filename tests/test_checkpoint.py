@@ -7,8 +7,9 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from attnflex_lab.callbacks import RecordAttention
-from attnflex_lab.checkpoint import (
+from attnflex_lab.training import TrainConfig, fit
+from attnflex_lab.training.callbacks import RecordAttention
+from attnflex_lab.training.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     list_checkpoints,
@@ -18,7 +19,6 @@ from attnflex_lab.checkpoint import (
     set_rng_state,
     weights_sha256,
 )
-from attnflex_lab.train import TrainConfig, fit
 
 
 def _data():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from attnflex_lab import recipes
-from attnflex_lab.checkpoint import list_checkpoints
+from attnflex_lab.training.checkpoint import list_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ATTNFLEX_PROFILE": "smoke"}

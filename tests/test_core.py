@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import attnflex_lab as afl
-from attnflex_lab.config import PROFILE_ENV
+from attnflex_lab.profiles import PROFILE_ENV
 
 
 @pytest.mark.parametrize("raw, expected", [("smoke", "smoke"), ("cpu", "cpu"), ("gpu", "gpu"),
@@ -24,9 +24,9 @@ def test_profile_defaults_by_device(monkeypatch, unset):
     else:
         monkeypatch.setenv(PROFILE_ENV, "")
     assert afl.profile() == ("gpu" if torch.cuda.is_available() else "cpu")
-    monkeypatch.setattr("attnflex_lab.config._cuda_available", lambda: True)
+    monkeypatch.setattr("attnflex_lab.profiles._cuda_available", lambda: True)
     assert afl.profile() == "gpu"
-    monkeypatch.setattr("attnflex_lab.config._cuda_available", lambda: False)
+    monkeypatch.setattr("attnflex_lab.profiles._cuda_available", lambda: False)
     assert afl.profile() == "cpu"
 
 

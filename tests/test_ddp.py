@@ -13,8 +13,8 @@ import sys
 import pytest
 import torch
 
-from attnflex_lab.checkpoint import load_checkpoint
 from attnflex_lab.recipes import build
+from attnflex_lab.training.checkpoint import load_checkpoint
 
 STEPS = 6
 COMMON = ["-m", "attnflex_lab", "train", "--task", "reverse", "--profile", "smoke",
@@ -56,7 +56,7 @@ def test_two_process_ddp_matches_one_process(tmp_path):
 SESSION_SCRIPT = """
 import torch
 import torch.distributed as dist
-from attnflex_lab import distributed
+from attnflex_lab.training import distributed
 
 with distributed.distributed_session(device="cpu") as info:
     total = torch.tensor([float(info.rank + 1)])
@@ -77,7 +77,7 @@ def test_distributed_session_under_torchrun(tmp_path):
 
 
 def test_distributed_helpers_without_torchrun(monkeypatch):
-    from attnflex_lab import distributed
+    from attnflex_lab.training import distributed
 
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)

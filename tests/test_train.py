@@ -8,10 +8,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from attnflex_lab.batches import batch_indices
-from attnflex_lab.callbacks import RecordAttention
-from attnflex_lab.checkpoint import weights_sha256
-from attnflex_lab.train import History, TrainConfig, evaluate, fit, lr_factor
+from attnflex_lab.training import History, TrainConfig, evaluate, fit, lr_factor
+from attnflex_lab.training.batches import batch_indices
+from attnflex_lab.training.callbacks import RecordAttention
+from attnflex_lab.training.checkpoint import weights_sha256
 
 
 def _data(n=256, seed=0):
@@ -249,9 +249,9 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
 
 
 def test_batch_size_must_divide_by_the_world_size(monkeypatch):
-    import attnflex_lab.train as train_module
+    from attnflex_lab.training import distributed
 
-    monkeypatch.setattr(train_module, "_distributed", lambda: (0, 3))
+    monkeypatch.setattr(distributed, "world_size", lambda: 3)
     with pytest.raises(ValueError, match="batch_size=32 must divide by the world size 3"):
         fit(_model(), _data(), None, _cfg(steps=2), loss_fn=_loss)
 
@@ -259,7 +259,7 @@ def test_batch_size_must_divide_by_the_world_size(monkeypatch):
 def test_rank_slices_partition_the_global_batch():
     """Each DDP rank trains on its own quarter of the batch: disjoint shares that together are the batch
     (the DDP equality test alone would not notice every rank training on the whole batch)."""
-    from attnflex_lab.batches import batch_indices, rank_slice
+    from attnflex_lab.training.batches import batch_indices, rank_slice
 
     idx = batch_indices(n=50, batch_size=16, step=7, seed=3)
     shares = [rank_slice(idx, r, 4) for r in range(4)]

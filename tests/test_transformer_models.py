@@ -3,16 +3,10 @@
 import pytest
 import torch
 
-from attnflex_lab.models.transformer import (
-    GPT_PRESETS,
-    EncoderConfig,
-    GPTConfig,
-    SequenceEncoder,
-    TinyGPT,
-    gpt_config,
-)
+from attnflex_lab.models.transformer import EncoderConfig, GPTConfig, SequenceEncoder, TinyGPT
 from attnflex_lab.models.vit import PatchEmbedding, TinyViT, ViTConfig
 from attnflex_lab.modules import run_with_cache, set_backend
+from attnflex_lab.recipes.lm import GPT_PRESETS, gpt_config
 
 
 def test_encoder_shapes_and_cache():

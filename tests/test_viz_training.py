@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from attnflex_lab.train import History
+from attnflex_lab.training import History
 from attnflex_lab.viz import (
     history_figure,
     plot_alignment,

@@ -13,11 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import by_profile
 from ..modules import TransformerBlock, positional_encoding
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_gpt2_weights(module: nn.Module) -> None:
     """GPT-2's initialisation: N(0, 0.02) for linear and embedding weights, zero biases."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
@@ -63,7 +62,7 @@ class SequenceEncoder(nn.Module):
                                                      backend=cfg.backend) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.n_classes)
-        self.apply(_init_weights)
+        self.apply(init_gpt2_weights)
 
     def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         _check_tokens(idx, self.cfg.vocab_size, self.cfg.max_len)
@@ -85,22 +84,6 @@ class GPTConfig:
     backend: str = "sdpa"         # attention backend: "sdpa", "functional" or "ops"
 
 
-# Sizes per profile. "gpu" is GPT-2 small's shape (12 layers, 12 heads, 768 wide, 1024 context);
-# with a char vocabulary it has ~85M parameters rather than GPT-2's 124M (whose 50257-token
-# embedding alone is 38.6M).
-GPT_PRESETS = {
-    "smoke": dict(block_size=32, n_layers=2, n_heads=2, d_model=32),
-    "cpu": dict(block_size=128, n_layers=4, n_heads=4, d_model=128),
-    "gpu": dict(block_size=1024, n_layers=12, n_heads=12, d_model=768),
-}
-
-
-def gpt_config(vocab_size: int, profile_name: str | None = None, **overrides) -> GPTConfig:
-    """The TinyGPT size for the current (or given) profile, with ``overrides`` applied."""
-    preset = by_profile(**GPT_PRESETS, profile_name=profile_name)
-    return GPTConfig(**{**preset, "vocab_size": vocab_size, **overrides})
-
-
 class TinyGPT(nn.Module):
     """A GPT-style decoder (Radford et al. 2019) at teaching size: next-character prediction."""
 
@@ -115,7 +98,7 @@ class TinyGPT(nn.Module):
                                     for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.apply(_init_weights)
+        self.apply(init_gpt2_weights)
         # Weight tying (Press & Wolf 2017): the output layer reuses the input embedding matrix, so a
         # character's "read" and "write" vectors are the same and the model has V·C fewer weights.
         self.lm_head.weight = self.tok_emb.weight

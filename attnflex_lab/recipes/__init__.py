@@ -12,59 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
-from torch import nn
-from torch.utils.data import Dataset
-
-from ..checkpoint import weights_sha256
-from ..config import PROFILES, profile
-from ..train import History, TrainConfig, fit
-
-
-@dataclass
-class RecipeRun:
-    """Everything one training run needs, built by a recipe for one profile and seed."""
-
-    model: nn.Module
-    train_data: Dataset
-    val_data: Dataset | None
-    cfg: TrainConfig
-    loss_fn: Callable                                  # (model, batch) -> loss | (loss, extras)
-    eval_fn: Callable | None = None                    # (model, data) -> {metric: float}
-    final_metrics: Callable[[nn.Module], dict] | None = None  # after training, e.g. on the test set
-    callbacks: Sequence = ()                           # passed to fit
-    extras: dict = field(default_factory=dict)         # for lessons: vocabularies, test data
-
-
-@dataclass(frozen=True)
-class Recipe:
-    name: str                                          # the CLI's --task value
-    summary: str                                       # one line for --help
-    build: Callable[[str, int], RecipeRun]             # (profile, seed) -> RecipeRun
-
-
-_REGISTRY: dict[str, Recipe] = {}
-
-
-def register(recipe: Recipe) -> Recipe:
-    if recipe.name in _REGISTRY:
-        raise ValueError(f"recipe {recipe.name!r} is registered twice")
-    _REGISTRY[recipe.name] = recipe
-    return recipe
-
-
-def get(name: str) -> Recipe:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(names()) or "none"
-        raise KeyError(f"no recipe {name!r}; known recipes: {known}") from None
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY)
+from ..profiles import PROFILES, profile
+from ..training import History, TrainConfig, fit
+from ..training.checkpoint import weights_sha256
+from . import dates, digits, lm, sequence, vit  # noqa: F401  (each registers its recipe on import)
+from .registry import Recipe, RecipeRun, get, names, register
 
 
 def build(name: str, *, profile_name: str | None = None, seed: int = 0, **overrides) -> RecipeRun:
@@ -105,10 +58,3 @@ def train_recipe(name: str, *, profile_name: str | None = None, seed: int = 0,
 
 
 __all__ = ["Recipe", "RecipeRun", "build", "get", "names", "register", "train_recipe"]
-
-# Built-in recipes register themselves on import: one line per module (noqa: they must come last).
-from . import dates  # noqa: E402,F401,I001
-from . import digits  # noqa: E402,F401,I001
-from . import sequence  # noqa: E402,F401,I001
-from . import lm  # noqa: E402,F401,I001
-from . import vit  # noqa: E402,F401,I001

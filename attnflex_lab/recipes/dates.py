@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..config import by_profile
 from ..metrics import alignment_accuracy, exact_match
 from ..models.seq2seq import Seq2SeqAttention, Seq2SeqConfig
+from ..profiles import by_profile
 from ..tasks.dates import BOS, SOURCE_VOCAB, TARGET_VOCAB, make_dates
-from ..train import TrainConfig
-from . import Recipe, RecipeRun, register
+from ..training import TrainConfig
+from .registry import Recipe, RecipeRun, register
 
 
 def dates_loss(model, batch) -> torch.Tensor:

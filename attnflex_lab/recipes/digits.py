@@ -8,13 +8,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..batches import iterate_batches
-from ..config import by_profile
 from ..metrics import accuracy
 from ..models.classifier import AttentionPoolingClassifier, ClassifierConfig, MeanPoolingClassifier
+from ..profiles import by_profile
 from ..tasks.digits import make_digits
-from ..train import TrainConfig
-from . import Recipe, RecipeRun, register
+from ..training import TrainConfig
+from ..training.batches import iterate_batches
+from .registry import Recipe, RecipeRun, register
 
 
 def digits_loss(model, batch) -> torch.Tensor:

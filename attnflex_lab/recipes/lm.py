@@ -14,13 +14,28 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..batches import gather
-from ..config import by_profile
-from ..models.transformer import TinyGPT, gpt_config
+from ..models.transformer import GPTConfig, TinyGPT
 from ..perf import preferred_amp_dtype
+from ..profiles import by_profile
 from ..tasks.text import char_lm_data
-from ..train import TrainConfig
-from . import Recipe, RecipeRun, register
+from ..training import TrainConfig
+from ..training.batches import gather
+from .registry import Recipe, RecipeRun, register
+
+# Sizes per profile. "gpu" is GPT-2 small's shape (12 layers, 12 heads, 768 wide, 1024 context);
+# with a char vocabulary it has ~85M parameters rather than GPT-2's 124M (whose 50257-token
+# embedding alone is 38.6M).
+GPT_PRESETS = {
+    "smoke": dict(block_size=32, n_layers=2, n_heads=2, d_model=32),
+    "cpu": dict(block_size=128, n_layers=4, n_heads=4, d_model=128),
+    "gpu": dict(block_size=1024, n_layers=12, n_heads=12, d_model=768),
+}
+
+
+def gpt_config(vocab_size: int, profile_name: str | None = None, **overrides) -> GPTConfig:
+    """The TinyGPT size for the current (or given) profile, with ``overrides`` applied."""
+    preset = by_profile(**GPT_PRESETS, profile_name=profile_name)
+    return GPTConfig(**{**preset, "vocab_size": vocab_size, **overrides})
 
 
 def lm_loss(model, batch) -> torch.Tensor:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..config import by_profile
 from ..metrics import accuracy, alignment_accuracy, exact_match
 from ..models.transformer import EncoderConfig, SequenceEncoder
 from ..modules import run_with_cache
+from ..profiles import by_profile
 from ..tasks.algorithmic import make_task
-from ..train import TrainConfig
-from . import Recipe, RecipeRun, register
+from ..training import TrainConfig
+from .registry import Recipe, RecipeRun, register
 
 VOCAB = 10  # digits 0-9
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..device import pick_device
+
 _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -59,6 +61,16 @@ def main_print(*args, **kwargs) -> None:
     """``print`` on rank 0 only, so N processes do not print N copies."""
     if is_main_process():
         print(*args, **kwargs)
+
+
+def training_device(requested: str | torch.device | None = None) -> torch.device:
+    """Where this process trains: ``pick_device(requested)``, and under DDP on CUDA this rank's own
+    GPU (LOCAL_RANK) when no index was given, so N processes never share GPU 0."""
+    device = pick_device(requested)
+    if world_size() > 1 and device.type == "cuda" and device.index is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
+        device = torch.device("cuda", local_rank)
+    return device
 
 
 def barrier() -> None:

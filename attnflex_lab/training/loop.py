@@ -1,4 +1,4 @@
-"""The training loop behind ``fit()`` (private): one step, logging, evaluation, checkpoints.
+"""The training loop behind ``fit()``: one step, logging, evaluation, checkpoints.
 
 ``fit`` (in ``train.py``) checks the config, builds the optimizer and restores a checkpoint;
 ``TrainingRun.loop()`` then runs the steps. Kept apart so each file reads in one sitting.
@@ -11,7 +11,6 @@ import sys
 import time
 import warnings
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -20,10 +19,8 @@ from torch import nn
 from .batches import batch_indices, gather, rank_slice, to_device
 from .callbacks import TrainState, call_hook
 from .checkpoint import save_training_checkpoint
-from .evaluation import autocast, evaluate, split_loss
-
-if TYPE_CHECKING:  # annotations only: train.py imports this module
-    from .train import History, TrainConfig
+from .config import History, TrainConfig
+from .evaluation import amp_autocast, evaluate, split_loss
 
 
 class TrainingRun:
@@ -144,7 +141,7 @@ def _maybe_compile(model: nn.Module, cfg: TrainConfig) -> nn.Module:
 
 
 def _train_step(train_model, batch, loss_fn, optimizer, scaler, cfg, device):
-    with autocast(device, cfg.amp_dtype):
+    with amp_autocast(device, cfg.amp_dtype):
         loss, extras = split_loss(loss_fn(train_model, batch))
     if loss.dim() != 0:
         raise ValueError(f"loss_fn must return a scalar loss, got shape {tuple(loss.shape)}")

@@ -14,8 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .batches import iterate_batches, to_device
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+from .config import AMP_DTYPES
 
 
 def split_loss(out) -> tuple[torch.Tensor, dict]:
@@ -39,7 +38,7 @@ def evaluate(model: nn.Module, data: Dataset, eval_fn: Callable | None = None, *
     model.eval()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     try:
-        with torch.no_grad(), autocast(device, amp_dtype):
+        with torch.no_grad(), amp_autocast(device, amp_dtype):
             if eval_fn is not None:
                 metrics = eval_fn(model, data)
             else:
@@ -56,7 +55,8 @@ def evaluate(model: nn.Module, data: Dataset, eval_fn: Callable | None = None, *
     return {k: float(v) for k, v in metrics.items()}
 
 
-def autocast(device: torch.device, amp_dtype: str | None):
+def amp_autocast(device: torch.device, amp_dtype: str | None):
+    """``torch.autocast`` for a config's ``amp_dtype`` ("bf16", "fp16"), or a no-op for None."""
     if amp_dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp_dtype])

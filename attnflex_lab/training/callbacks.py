@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .config import History, TrainConfig
+
 
 @dataclass
 class TrainState:
@@ -28,8 +30,8 @@ class TrainState:
     step: int                    # optimizer steps done so far
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    history: Any                 # the History being filled
-    cfg: Any                     # the TrainConfig
+    history: History             # the History being filled
+    cfg: TrainConfig
     rank: int = 0                # this process's rank (0 when not distributed)
     world_size: int = 1
     loss: float | None = None    # the last logged training loss

@@ -1,0 +1,22 @@
+"""The training engine: ``fit()`` and what it is built from.
+
+Modules import downward only, so there is no circle:
+
+    config       TrainConfig, History, lr_factor, AMP_DTYPES   (a leaf: plain data)
+    batches      the seeded batch stream, rank slices, device moves
+    distributed  torchrun / DDP set-up: rank, world size, this rank's device
+    evaluation   evaluate(), autocast for a config's AMP dtype
+    callbacks    TrainState (typed with config's classes), RecordAttention
+    checkpoint   atomic save, weights-only load, RNG states
+    loop         TrainingRun: one step, logging, evaluation, checkpoints
+    train        fit(): builds the optimizer, restores a checkpoint, runs the loop
+"""
+
+from .callbacks import RecordAttention, TrainState
+from .checkpoint import load_checkpoint, weights_sha256
+from .config import History, TrainConfig, lr_factor
+from .evaluation import evaluate
+from .train import fit
+
+__all__ = ["History", "RecordAttention", "TrainConfig", "TrainState", "evaluate", "fit", "load_checkpoint",
+           "lr_factor", "weights_sha256"]

@@ -179,13 +179,29 @@ class MultiHeadAttention(nn.Module):
     def _sdpa(self, q, k, v, mask, causal, full_mask):
         if mask is None and causal:  # the fused kernels have a fast path for a plain causal mask
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        elif full_mask is None:
+            out = F.scaled_dot_product_attention(q, k, v)  # (B, H, T, Dh)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=full_mask)  # (B, H, T, Dh)
+            out = _sdpa_masked(q, k, v, full_mask)         # (B, H, T, Dh)
         if self.hook_scores.listened_to or self.hook_pattern.listened_to:
             with torch.no_grad():  # recomputed only because someone asked for the maps
                 scores = self.hook_scores(functional.scaled_dot_scores(q, k))
                 self.hook_pattern(functional.masked_softmax(scores, _expand(full_mask, scores)))
         return out
+
+
+def _sdpa_masked(q, k, v, mask):
+    """SDPA with a bool mask, giving zeros (and zero gradients) for queries that may attend nowhere.
+
+    Fully masked rows are NaN on older torch builds and some CUDA kernels (zeros on others), and a
+    NaN inside the kernel poisons the backward even if the output is zeroed afterwards (0 · NaN =
+    NaN). So such a row attends to every key inside the kernel (finite, harmless values) and is set
+    to zero after: the same zeros as ``functional.masked_softmax``, with no data-dependent branch.
+    """
+    has_key = mask.any(dim=-1, keepdim=True)            # (..., T, 1): may this query attend at all?
+    safe_mask = mask | ~has_key                         # (..., T, S): empty rows see every key
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe_mask)  # (B, H, T, Dh)
+    return out.masked_fill(~has_key, 0.0)               # (B, H, T, Dh): empty rows -> 0, grad 0
 
 
 def _combine(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:

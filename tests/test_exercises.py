@@ -1,21 +1,178 @@
-"""Every registered exercise: its model answer passes its own check, a stub is 'not attempted'."""
+"""Every registered exercise: its model answer agrees with an independent reference (autograd, the
+package's modules, or a formula written another way), a planted wrong answer does not, a stub is
+'not attempted'."""
+
+import math
 
 import pytest
 import torch
 
-from attnflex_lab import exercises
+from attnflex_lab import exercises, functional, perf
 from attnflex_lab.exercises import ExerciseError, check, describe_difference, show_solution
+from attnflex_lab.modules import SinusoidalPositionalEncoding, causal_mask
 
 ALL = exercises.all_exercises()
+F64 = torch.float64
+
+
+# --- independent references: none of them calls the model answer's code ----------------------
+
+def _softmax_backward_by_autograd(probs, grad_probs):
+    logits = probs.log().requires_grad_()          # softmax(log p) = p, as each row sums to 1
+    (grad,) = torch.autograd.grad(logits.softmax(-1), logits, grad_probs)
+    return grad
+
+
+def _dv_by_autograd(weights, grad_out):
+    v = torch.zeros(*weights.shape[:-2], weights.shape[-1], grad_out.shape[-1], dtype=weights.dtype,
+                    requires_grad=True)            # (..., S, Dv); dV does not depend on V's values
+    (grad,) = torch.autograd.grad(weights @ v, v, grad_out)
+    return grad
+
+
+def _dq_by_autograd(q, k, v, grad_out, scale):
+    q = q.clone().requires_grad_()
+    out, _ = functional.attention(q, k, v, scale=scale)   # the autograd reference
+    (grad,) = torch.autograd.grad(out, q, grad_out)
+    return grad
+
+
+def _split_heads_by_slicing(x, n_heads):
+    B, T, C = x.shape
+    width = C // n_heads
+    return torch.stack([x[:, :, h * width:(h + 1) * width] for h in range(n_heads)], dim=1)  # (B, H, T, Dh)
+
+
+def _sinusoid_by_formula(T, d_model):
+    """PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos(same), in Python floats; also the module."""
+    table = torch.tensor([[math.sin(t / 10000 ** (c / d_model)) if c % 2 == 0
+                           else math.cos(t / 10000 ** ((c - 1) / d_model)) for c in range(d_model)]
+                          for t in range(T)], dtype=torch.float32)
+    module = SinusoidalPositionalEncoding(d_model, max_len=T)(torch.zeros(1, T, d_model))[0]
+    torch.testing.assert_close(module, table, atol=1e-5, rtol=0)
+    return table
+
+
+def _flops_as_three_forward_passes(n_params, n_layers, d_model, seq_len):
+    """Forward: 2 FLOPs per weight, and q·k plus the weighted sum (2·C·T each) per layer; backward
+    costs twice the forward."""
+    forward = 2 * n_params + n_layers * (2 * d_model * seq_len + 2 * d_model * seq_len)
+    total = 3 * forward
+    assert total == perf.flops_per_token(n_params, n_layers, d_model, seq_len)
+    return float(total)
+
+
+def _mfu_from_achieved_tflops(tokens_per_second, flops_per_tok, peak_tflops):
+    achieved_tflops = tokens_per_second * flops_per_tok / 1e12
+    return achieved_tflops / peak_tflops
+
+
+def _regions_by_loop(fmap):
+    B, d, h, w = fmap.shape
+    out = torch.empty(B, h * w, d)
+    for r in range(h):
+        for c in range(w):
+            out[:, r * w + c] = fmap[:, :, r, c]   # region r·w + c: row-major order
+    return out
+
+
+def _confusion_by_loop(labels, predictions, num_classes):
+    counts = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    for true, guess in zip(labels.tolist(), predictions.tolist(), strict=True):
+        counts[true, guess] += 1
+    return counts
+
+
+def _additive_by_loop(s, h, w_q, w_k, v_a, mask):
+    B, S, _ = h.shape
+    out = torch.zeros(B, S)
+    for b in range(B):
+        scores = [float(v_a @ torch.tanh(w_q @ s[b] + w_k @ h[b, j])) for j in range(S)]
+        kept = [j for j in range(S) if mask[b, j]]
+        top = max(scores[j] for j in kept)
+        total = sum(math.exp(scores[j] - top) for j in kept)
+        for j in kept:
+            out[b, j] = math.exp(scores[j] - top) / total
+    return out
+
+
+def _alignment_by_loop(weights, true_positions, tolerance):
+    hits = [abs(int(weights[n, t].argmax()) - int(true_positions[n, t])) <= tolerance
+            for n in range(weights.shape[0]) for t in range(weights.shape[1]) if true_positions[n, t] >= 0]
+    return torch.tensor(sum(hits) / len(hits))
+
+
+REFERENCES = {
+    "00.softmax_temperature": lambda s, tau: torch.softmax(s / tau, dim=-1),
+    "01.scaled_dot_scores": functional.scaled_dot_scores,
+    "01.masked_softmax": functional.masked_softmax,
+    "01.attention_pool": functional.attention_pool,
+    "01.nadaraya_watson": lambda *args: functional.nadaraya_watson(*args)[0],
+    "02.softmax_backward": _softmax_backward_by_autograd,
+    "02.attention_dv": _dv_by_autograd,
+    "02.attention_dq": _dq_by_autograd,
+    "03.feature_map_to_regions": _regions_by_loop,
+    "03.confusion_counts": _confusion_by_loop,
+    "04.additive_attention_weights": _additive_by_loop,
+    "04.alignment_accuracy": _alignment_by_loop,
+    "05.split_heads": _split_heads_by_slicing,
+    "05.causal_mask": lambda T: causal_mask(T),
+    "05.sinusoidal_encoding": _sinusoid_by_formula,
+    "06.flops_per_token": _flops_as_three_forward_passes,
+    "06.mfu": _mfu_from_achieved_tflops,
+}
+
+# Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
+WRONG = {
+    "02.softmax_backward": lambda p, g: p * g,                           # forgot the −⟨g, p⟩ term
+    "02.attention_dv": lambda w, g: (w.transpose(-2, -1) @ g) / w.shape[-2],  # averaged, not summed
+    "02.attention_dq": lambda q, k, v, g, scale: _dq_by_autograd(q, k, v, g, 1.0) * scale,  # scale once
+    "05.split_heads": lambda x, n: x.reshape(x.shape[0], n, x.shape[1], x.shape[2] // n),  # mixes T and H
+    "05.sinusoidal_encoding": lambda T, d: _sinusoid_by_formula(T, d)[:, torch.arange(d) ^ 1],  # sin↔cos
+    "06.flops_per_token": lambda n, L, d, T: 6.0 * n + 6.0 * L * d * T,  # forward-only attention term ×3/2
+    "06.mfu": lambda tps, fpt, peak: tps * fpt / (peak * 1e9),            # TFLOP/s read as GFLOP/s
+}
+
+
+def _agrees(got, expected):
+    if isinstance(expected, tuple):
+        return all(_agrees(g, e) for g, e in zip(got, expected, strict=True))
+    if isinstance(expected, float):
+        return isinstance(got, float) and math.isclose(got, expected, rel_tol=1e-9)
+    if got.dtype == torch.bool or not got.is_floating_point():
+        return got.dtype == expected.dtype and torch.equal(got, expected)
+    tol = 1e-10 if got.dtype == F64 else 1e-5
+    return got.shape == expected.shape and torch.allclose(got.to(expected.dtype), expected, atol=tol, rtol=tol)
+
+
+def _trials(exercise_id, trials=3):
+    gen = torch.Generator().manual_seed(7)
+    ex = exercises.get(exercise_id)
+    return [ex.make_inputs(gen) for _ in range(trials)]
+
+
+def test_every_exercise_has_an_independent_reference():
+    assert {ex.id for ex in ALL} == set(REFERENCES)
+
+
+@pytest.mark.parametrize("ex", ALL, ids=[ex.id for ex in ALL])
+def test_model_answer_matches_an_independent_reference(ex):
+    for args in _trials(ex.id):
+        got, expected = ex.solution(*args), REFERENCES[ex.id](*args)
+        assert _agrees(got, expected), f"{ex.id}: model answer differs from the reference"
+    assert check(ex.id, ex.solution).status == "correct"
+
+
+@pytest.mark.parametrize("exercise_id", sorted(WRONG))
+def test_reference_rejects_a_planted_wrong_answer(exercise_id):
+    args = _trials(exercise_id, trials=1)[0]
+    assert not _agrees(WRONG[exercise_id](*args), REFERENCES[exercise_id](*args))
+    with pytest.raises(ExerciseError):
+        check(exercise_id, WRONG[exercise_id])
 
 
 def test_exercises_are_registered():
     assert any(ex.id == "00.softmax_temperature" for ex in ALL)
-
-
-@pytest.mark.parametrize("ex", ALL, ids=[ex.id for ex in ALL])
-def test_model_answer_passes(ex):
-    assert check(ex.id, ex.solution).status == "correct"
 
 
 @pytest.mark.parametrize("ex", ALL, ids=[ex.id for ex in ALL])

@@ -54,12 +54,24 @@ def test_gpt_backends_give_the_same_logits(backend):
         torch.testing.assert_close(model(x), reference, atol=1e-5, rtol=0)
 
 
+def _gpt_params_by_architecture(V, T, L, C):
+    """Count from the architecture: per block qkv (3C² + 3C), proj (C² + C), MLP (8C² + 5C) and two
+    LayerNorms (4C); plus the token table (shared with the output layer), the position table and
+    the final LayerNorm (2C)."""
+    per_block = (3 * C * C + 3 * C) + (C * C + C) + (4 * C * C + 4 * C) + (4 * C * C + C) + 4 * C
+    assert per_block == 12 * C * C + 13 * C
+    return V * C + T * C + L * per_block + 2 * C
+
+
 def test_gpt_weight_tying_and_param_count():
+    """Planted bugs caught: the tied table counted twice (+V·C), the position table kept in the
+    non-embedding count, a missing bias or LayerNorm."""
     model = _small_gpt()
     assert model.lm_head.weight is model.tok_emb.weight
-    untied = sum(p.numel() for p in model.parameters()) + model.lm_head.weight.numel()
-    assert model.num_params() == untied - 11 * 16
-    assert model.num_params(non_embedding=True) == model.num_params() - 16 * 16
+    expected = _gpt_params_by_architecture(V=11, T=16, L=2, C=16)
+    assert expected == 176 + 256 + 2 * 3280 + 32 == 7024
+    assert model.num_params() == expected
+    assert model.num_params(non_embedding=True) == expected - 16 * 16
 
 
 def test_gpt_generate_appends_tokens_within_vocab():
@@ -76,10 +88,7 @@ def test_gpu_preset_is_gpt2_small_shaped():
     assert (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.block_size) == (12, 12, 768, 1024)
     with torch.device("meta"):                       # shapes only: no 340 MB of weights
         model = TinyGPT(cfg)
-    # 12 blocks of 12·C² + 13·C, plus token and position tables and the final LayerNorm
-    C = 768
-    expected = 12 * (12 * C * C + 13 * C) + 65 * C + 1024 * C + 2 * C
-    assert model.num_params() == expected
+    assert model.num_params() == _gpt_params_by_architecture(V=65, T=1024, L=12, C=768)
     assert set(GPT_PRESETS) == {"smoke", "cpu", "gpu"}
 
 
@@ -123,10 +132,13 @@ def test_reads_right_token_counts_any_copy_and_checks_shapes():
 
 def test_lm_and_vit_recipes_run_in_smoke_and_report_their_metrics():
     import json
+    import math
     import subprocess
     import sys
 
+    from attnflex_lab import recipes
     from attnflex_lab.recipes import train_recipe
+    from attnflex_lab.recipes.lm import lm_eval
 
     done = subprocess.run([sys.executable, "-m", "attnflex_lab", "train", "--task", "lm",
                            "--profile", "smoke", "--no-progress"],
@@ -135,7 +147,15 @@ def test_lm_and_vit_recipes_run_in_smoke_and_report_their_metrics():
     line = json.loads(done.stdout.strip().splitlines()[-1])
     assert {"val_loss", "tokens_per_second", "final_loss", "steps", "seconds",
             "weights_sha256"} <= set(line)
-    assert line["tokens_per_second"] > 0 and 0 < line["val_loss"] < 10
+    # 20 smoke steps must beat the same model untrained (whose loss is ln V: uniform guessing);
+    # planted: a learning rate of 1e-9 leaves val_loss at the untrained 3.76, which "< 10" passed.
+    untrained = recipes.build("lm", profile_name="smoke", seed=0)
+    vocab = untrained.extras["tokenizer"].vocab_size
+    untrained_loss = lm_eval(untrained.model.eval(), untrained.val_data)["val_loss"]
+    assert untrained_loss == pytest.approx(math.log(vocab), abs=0.05)
+    assert line["val_loss"] < untrained_loss - 0.3, (line["val_loss"], untrained_loss)
+    assert line["n_params"] == _gpt_params_by_architecture(V=vocab, T=32, L=2, C=32)
+    assert line["tokens_per_second"] > 0
     metrics, run, history = train_recipe("vit", profile_name="smoke", progress=False)
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["steps"] == run.cfg.steps
     assert history.final_loss < history.steps[0]["loss"]

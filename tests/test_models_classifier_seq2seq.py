@@ -20,11 +20,18 @@ def test_classifier_shapes_and_attention_is_a_distribution_over_regions():
     logits, alpha = model(images)
     assert logits.shape == (5, 10) and alpha.shape == (5, 16)
     assert torch.allclose(alpha.sum(-1), torch.ones(5)) and (alpha >= 0).all()
-    # the pooled vector is exactly the functional reference applied to the region features
-    e = model.features(images)
-    context, ref_alpha = attention_pool(e, model.w_a)
-    assert torch.allclose(alpha, ref_alpha)
-    assert torch.allclose(logits, model.head(context), atol=1e-6)
+    # The pooling by hand, α_t = exp(e_t·w_a) / Σ_u exp(e_u·w_a) and c = Σ_t α_t e_t, written with
+    # explicit sums (the model itself calls functional.attention_pool, so comparing with that would
+    # compare it with itself). Planted bugs caught: softmax over the batch dim, mean pooling.
+    with torch.no_grad():
+        e = model.features(images)                                   # (B, T, d)
+        scores = (e * model.w_a).sum(-1)                             # (B, T)
+        weights = (scores - scores.max(-1, keepdim=True).values).exp()
+        hand_alpha = weights / weights.sum(-1, keepdim=True)         # (B, T)
+        hand_context = (hand_alpha[:, :, None] * e).sum(1)           # (B, d)
+    torch.testing.assert_close(alpha, hand_alpha, atol=1e-6, rtol=0)
+    torch.testing.assert_close(logits, model.head(hand_context), atol=1e-5, rtol=0)
+    torch.testing.assert_close(attention_pool(e, model.w_a)[0], hand_context, atol=1e-6, rtol=0)
     assert region_grid(alpha).shape == (5, 4, 4)
 
 

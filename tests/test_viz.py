@@ -262,7 +262,7 @@ def test_explorer_rejects_bad_inputs():
     with pytest.raises(ValueError, match=r"pad_keys must be between 1 and S - 1 = 1, got 2"):
         explorer_weights(torch.randn(2, 3), torch.randn(2, 3), temperature=1.0, scaled=True,
                          mask="padding", pad_keys=2)
-    with pytest.raises(ValueError, match=r"q \(\.\.\., T, D\) and k \(\.\.\., S, D\) must share D"):
+    with pytest.raises(ValueError, match=r"q and k must share the last dim D, got q \(2, 3\) and k \(2, 4\)"):
         explorer_weights(torch.randn(2, 3), torch.randn(2, 4), temperature=1.0, scaled=True)
     with pytest.raises(ValueError, match=r"weights \(T, S\).*shape \(1, 6, 6\) and query=0"):
         draw_explorer(_weights(1, 6, 6), 0, WORDS, WORDS)

@@ -19,9 +19,10 @@ import numpy as np
 class AttentionMap:
     """One (T, S) map ready to draw, with one label per query row and per key column."""
 
-    weights: np.ndarray    # (T, S) float64, finite
+    weights: np.ndarray    # (T, S) float64, finite where allowed (masked cells set to 0)
     queries: list[str]     # T labels for the rows
     keys: list[str]        # S labels for the columns
+    allowed: np.ndarray | None = None  # (T, S) bool, True = may attend; None: no mask was given
 
 
 def to_numpy(weights, name: str = "weights") -> np.ndarray:
@@ -102,17 +103,42 @@ def make_labels(labels: Sequence | None, count: int, role: str) -> list[str]:
 
 
 def prepare(weights, queries: Sequence | None = None, keys: Sequence | None = None, *,
-            head: int | None = None, batch: int | None = None) -> AttentionMap:
-    """Everything a single-map renderer needs: finite (T, S) float weights and T + S labels."""
+            head: int | None = None, batch: int | None = None, mask=None) -> AttentionMap:
+    """Everything a single-map renderer needs: finite (T, S) float weights and T + S labels.
+
+    ``mask`` (bool, True = may attend, the package's convention) broadcasts to the weights' full
+    shape and is picked along with them, so a (B, 1, 1, S) padding mask or a (T, S) causal mask
+    fits (B, H, T, S) weights. Masked cells may hold anything (-inf scores, NaN): they are set to
+    0 in ``weights`` and flagged in ``allowed`` for the renderer to draw as masked.
+    """
     array = to_numpy(weights)
     if array.ndim < 2:
         raise ValueError(f"weights must be (T, S), (H, T, S) or (B, H, T, S), got shape "
                          f"{array.shape}")
     grid = select_map(array, head=head, batch=batch)  # (..., T, S) -> (T, S)
+    allowed = None
+    if mask is not None:
+        allowed = select_map(_mask_like(mask, array.shape), head=head, batch=batch)  # (T, S)
+        grid = np.where(allowed, grid, 0.0)
     check_finite(grid)
     num_queries, num_keys = grid.shape
     return AttentionMap(grid, make_labels(queries, num_queries, "query"),
-                        make_labels(keys, num_keys, "key"))
+                        make_labels(keys, num_keys, "key"), allowed)
+
+
+def _mask_like(mask, shape: tuple[int, ...]) -> np.ndarray:
+    """A bool mask broadcast to ``shape``, with errors that name the dtype or the shapes at fault."""
+    if hasattr(mask, "detach"):  # torch.Tensor
+        mask = mask.detach().cpu().numpy()
+    array = np.asarray(mask)
+    if array.dtype != np.bool_:
+        raise TypeError(f"mask must be boolean (True = may attend), got dtype {array.dtype}; "
+                        f"for a 0/1 array write mask == 1")
+    try:
+        return np.broadcast_to(array, shape)
+    except ValueError:
+        raise ValueError(f"mask of shape {array.shape} does not broadcast to the weights' shape "
+                         f"{shape}") from None
 
 
 def prepare_stack(weights, queries: Sequence | None = None, keys: Sequence | None = None, *,

@@ -17,6 +17,7 @@ import torch
 
 from .. import functional
 from .._validate import check_floating
+from ..modules import causal_mask
 from ._prep import make_labels, to_numpy
 from .heatmap import plot_attention
 
@@ -26,12 +27,14 @@ MASK_KINDS = ("none", "causal", "padding")
 def explorer_mask(kind: str, num_queries: int, num_keys: int, pad_keys: int) -> torch.Tensor | None:
     """Boolean (T, S) mask, True = may attend; None for "none".
 
-    causal: query i sees keys 0..i. padding: the last ``pad_keys`` keys are padding, seen by nobody.
+    causal: the package's ``modules.causal_mask``: query i sees keys j <= i + S - T (the last query
+    sees every key, as when the queries are the last T of S positions). padding: the last
+    ``pad_keys`` keys are padding, seen by nobody.
     """
     if kind == "none":
         return None
     if kind == "causal":
-        return torch.ones(num_queries, num_keys, dtype=torch.bool).tril()  # (T, S), j <= i
+        return causal_mask(num_queries, num_keys)                            # (T, S)
     if kind == "padding":
         _check_pad_keys(pad_keys, num_keys)
         mask = torch.ones(num_queries, num_keys, dtype=torch.bool)           # (T, S)
@@ -46,27 +49,48 @@ def _check_pad_keys(pad_keys: int, num_keys: int) -> None:
         raise ValueError(f"pad_keys must be between 1 and S - 1 = {num_keys - 1}, got {pad_keys}")
 
 
-def explorer_weights(q: torch.Tensor, k: torch.Tensor, *, temperature: float, scaled: bool,
-                     mask: str = "none", pad_keys: int = 1) -> torch.Tensor:
-    """α = masked_softmax(s · q kᵀ / τ, mask), s = 1/√d when ``scaled`` else 1. Returns (T, S)."""
+def explorer_weights(q, k, *, temperature: float, scaled: bool, mask: str = "none",
+                     pad_keys: int = 1) -> torch.Tensor:
+    """α = masked_softmax(s · q kᵀ / τ, mask), s = 1/√d when ``scaled`` else 1. Returns (T, S).
+
+    ``q`` (T, D) and ``k`` (S, D) are tensors or arrays; the weights come from the reference
+    ``functional.attention`` (the keys serve as values: only the weights are kept).
+    """
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    scale = functional.default_scale(q) if scaled else 1.0
-    scores = functional.dot_scores(q, k) * (scale / temperature)   # (T, D) @ (D, S) -> (T, S)
+    q = _as_tensor(q, "q", like=k)
+    k = _as_tensor(k, "k", like=q)
+    scale = (functional.default_scale(q) if scaled else 1.0) / temperature
     mask_tensor = explorer_mask(mask, q.shape[-2], k.shape[-2], pad_keys)  # (T, S) or None
-    return functional.masked_softmax(scores, mask_tensor)             # (T, S)
+    _, weights = functional.attention(q, k, k, mask=mask_tensor, scale=scale)  # (T, S)
+    return weights
+
+
+def _as_tensor(x, name: str, like=None) -> torch.Tensor:
+    """A tensor as it is; an array or nested list of numbers as a tensor of ``like``'s floating
+    dtype when ``like`` is a floating tensor, else float64 (a clear TypeError for non-numbers)."""
+    if isinstance(x, torch.Tensor):
+        return x
+    tensor = torch.from_numpy(np.ascontiguousarray(to_numpy(x, name)))  # float64
+    if isinstance(like, torch.Tensor) and like.is_floating_point():
+        tensor = tensor.to(like.dtype)
+    return tensor
 
 
 def draw_explorer(weights, query: int, queries: Sequence[str], keys: Sequence[str], *,
-                  title: str = "", cmap: str = "viridis") -> plt.Figure:
-    """Heatmap of all weights (the chosen query's row outlined) beside a bar chart of that row."""
+                  title: str = "", cmap: str = "viridis", mask=None) -> plt.Figure:
+    """Heatmap of all weights (the chosen query's row outlined) beside a bar chart of that row.
+
+    ``mask`` (bool (T, S), True = may attend) draws the masked cells as masked, not as zeros.
+    """
     weights = to_numpy(weights)                                          # (T, S)
     if weights.ndim != 2 or not 0 <= query < weights.shape[0]:
         raise ValueError(f"draw_explorer needs weights (T, S) and a query in 0..T-1, got weights "
                          f"of shape {weights.shape} and query={query}")
     fig, (ax_map, ax_bar) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained",
                                          gridspec_kw={"width_ratios": [1.1, 1]})
-    plot_attention(weights, queries, keys, ax=ax_map, cmap=cmap, vmin=0.0, vmax=1.0, title=title)
+    plot_attention(weights, queries, keys, ax=ax_map, cmap=cmap, vmin=0.0, vmax=1.0, title=title,
+                   mask=mask)
     num_keys = weights.shape[1]
     ax_map.add_patch(plt.Rectangle((-0.5, query - 0.5), num_keys, 1, fill=False,
                                    edgecolor="red", linewidth=2))
@@ -90,7 +114,9 @@ def explore_attention(q: torch.Tensor, k: torch.Tensor, queries: Sequence | None
     weights the bar chart shows, and a mask (none / causal / padding of the last ``pad_keys``
     keys, default a quarter of them). Each change redraws the heatmap and the bar chart.
     """
-    check_floating(q=q, k=k)
+    q, k = _as_tensor(q, "q"), _as_tensor(k, "k")
+    check_floating(q=q)  # each on its own: both become float64 below, so their dtypes may differ
+    check_floating(k=k)
     if q.dim() != 2 or k.dim() != 2 or q.shape[1] != k.shape[1]:
         raise ValueError(f"explore_attention needs q (T, D) and k (S, D) with one D, got "
                          f"q {tuple(q.shape)} and k {tuple(k.shape)}")
@@ -114,6 +140,7 @@ def explore_attention(q: torch.Tensor, k: torch.Tensor, queries: Sequence | None
         weights = explorer_weights(q, k, temperature=temperature, scaled=scaled, mask=mask,
                                    pad_keys=pad_keys)                     # (T, S)
         draw_explorer(weights, query, query_labels, key_labels, cmap=cmap,
+                      mask=explorer_mask(mask, num_queries, num_keys, pad_keys),
                       title=f"τ = {temperature:.3g}, d = {q.shape[1]}, mask: {mask}")
         plt.show()
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.collections import PatchCollection
+from matplotlib.patches import Patch, Rectangle
 
 from ._prep import prepare, prepare_stack
 
@@ -18,32 +20,71 @@ MAX_AUTO_TICKS = 30  # beyond this many unnamed positions, let matplotlib choose
 
 def plot_attention(weights, queries: Sequence | None = None, keys: Sequence | None = None, *,
                    ax: plt.Axes | None = None, head: int | None = None, batch: int | None = None,
-                   cmap: str = "viridis", annotate: bool = False, title: str | None = None,
-                   vmin: float | None = 0.0, vmax: float | None = None,
+                   mask=None, cmap: str = "viridis", annotate: bool = False, fmt: str | None = None,
+                   title: str | None = None, vmin: float | None = 0.0, vmax: float | None = None,
                    colorbar: bool = True) -> plt.Axes:
     """Draw one (T, S) attention map as a heatmap and return its Axes.
 
     ``weights`` is (T, S), (H, T, S) or (B, H, T, S) (a tensor or an array); ``head=``/``batch=``
     pick the map. ``queries``/``keys`` label the rows/columns and must match T and S.
-    ``annotate=True`` writes each weight in its cell. ``vmin``/``vmax`` fix the colour scale
-    (``vmax=None``: the largest weight); pass ``vmin=None`` to draw raw scores, which may be
-    negative.
+    ``mask`` (bool, True = may attend, broadcastable to ``weights``: e.g. ``modules.causal_mask``
+    or a (B, 1, 1, S) padding mask) draws the cells that may not attend as masked: hatched grey,
+    with a legend entry, never as a learned 0. ``annotate=True`` writes each weight in its cell
+    with format ``fmt`` (default ".2f"; masked cells stay blank). ``vmin``/``vmax`` fix the colour
+    scale (``vmax=None``: the largest unmasked weight); pass ``vmin=None`` to draw raw scores,
+    which may be negative.
     """
-    data = prepare(weights, queries, keys, head=head, batch=batch)
+    fmt = _check_fmt(fmt, annotate)
+    data = prepare(weights, queries, keys, head=head, batch=batch, mask=mask)
     if ax is None:
         num_queries, num_keys = data.weights.shape
         size = (min(2 + 0.45 * num_keys, 12), min(1.5 + 0.4 * num_queries, 10))  # inches
         _, ax = plt.subplots(figsize=size, layout="constrained")
-    image = ax.imshow(data.weights, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
+    colours = plt.get_cmap(cmap).with_extremes(bad=MASKED_COLOUR)  # a copy: the registered map stays
+    hidden = np.zeros(data.weights.shape, dtype=bool) if data.allowed is None else ~data.allowed
+    shown = np.ma.masked_array(data.weights, mask=hidden)  # (T, S); masked cells drawn as "bad"
+    image = ax.imshow(shown, cmap=colours, vmin=vmin, vmax=vmax, aspect="auto",
                       interpolation="nearest")
+    if data.allowed is not None:
+        _hatch_masked(ax, hidden)
     _label_axes(ax, data.queries, data.keys, named=(queries is not None, keys is not None))
     if annotate:
-        _annotate(ax, image, data.weights)
+        _annotate(ax, image, shown, fmt)
     if colorbar:
         ax.figure.colorbar(image, ax=ax, label="weight")
     if title is not None:
         ax.set_title(title)
     return ax
+
+
+MASKED_COLOUR = "#d9d9d9"   # light grey: clearly not a colour of the weight scale
+MASKED_LABEL = "masked (may not attend)"
+
+
+def _check_fmt(fmt: str | None, annotate: bool) -> str:
+    if fmt is None:
+        return ".2f"
+    if not annotate:
+        raise ValueError(f"fmt={fmt!r} formats the annotations; pass annotate=True as well")
+    if not isinstance(fmt, str):
+        raise TypeError(f"fmt must be a format spec string such as '.2f' or '.0%', got "
+                        f"{type(fmt).__name__}")
+    try:
+        format(0.5, fmt)
+    except ValueError:
+        raise ValueError(f"fmt={fmt!r} is not a format spec for a number; try '.2f', '.3g' or '.0%'"
+                         ) from None
+    return fmt
+
+
+def _hatch_masked(ax: plt.Axes, hidden: np.ndarray) -> None:
+    """Hatch every masked cell (one collection for all) and say what the hatching means."""
+    cells = [Rectangle((col - 0.5, row - 0.5), 1, 1) for row, col in np.argwhere(hidden)]
+    ax.add_collection(PatchCollection(cells, facecolor="none", edgecolor="#8c8c8c", hatch="//",
+                                      linewidth=0, label=MASKED_LABEL))
+    legend_patch = Patch(facecolor=MASKED_COLOUR, edgecolor="#8c8c8c", hatch="//", label=MASKED_LABEL)
+    ax.legend(handles=[legend_patch], loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+              frameon=False, borderaxespad=0.2)
 
 
 def plot_heads(weights, queries: Sequence | None = None, keys: Sequence | None = None, *,
@@ -102,10 +143,13 @@ def _label_axes(ax: plt.Axes, query_labels: list[str], key_labels: list[str], *,
         ax.set_ylabel("query")
 
 
-def _annotate(ax: plt.Axes, image, weights: np.ndarray) -> None:
-    """Write each weight in its cell, dark on light cells and light on dark ones."""
-    rgba = image.cmap(image.norm(weights))  # (T, S, 4)
+def _annotate(ax: plt.Axes, image, weights: np.ma.MaskedArray, fmt: str) -> None:
+    """Write each weight in its cell, dark on light cells and light on dark ones; masked cells stay blank."""
+    rgba = image.cmap(image.norm(weights.filled(0.0)))  # (T, S, 4)
     luminance = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])  # (T, S, 3) @ (3,) -> (T, S)
-    for (row, col), value in np.ndenumerate(weights):
+    hidden = np.ma.getmaskarray(weights)
+    for (row, col), value in np.ndenumerate(weights.data):
+        if hidden[row, col]:
+            continue
         color = "black" if luminance[row, col] > 0.5 else "white"
-        ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
+        ax.text(col, row, format(value, fmt), ha="center", va="center", fontsize=8, color=color)

@@ -16,6 +16,8 @@ from matplotlib.patches import Patch, Rectangle
 from ._prep import prepare, prepare_stack
 
 MAX_AUTO_TICKS = 30  # beyond this many unnamed positions, let matplotlib choose the ticks
+MASKED_COLOUR = "#d9d9d9"   # masked cells: light grey, hatched; clearly not a colour of the weight scale
+MASKED_LABEL = "masked (may not attend)"
 
 
 def plot_attention(weights, queries: Sequence | None = None, keys: Sequence | None = None, *,
@@ -55,10 +57,6 @@ def plot_attention(weights, queries: Sequence | None = None, keys: Sequence | No
     if title is not None:
         ax.set_title(title)
     return ax
-
-
-MASKED_COLOUR = "#d9d9d9"   # light grey: clearly not a colour of the weight scale
-MASKED_LABEL = "masked (may not attend)"
 
 
 def _check_fmt(fmt: str | None, annotate: bool) -> str:

@@ -280,3 +280,16 @@ def test_save_atomic_fsyncs_the_directory_after_the_rename(tmp_path, monkeypatch
     save_atomic({"a": torch.zeros(2)}, tmp_path / "x.pt")
     assert synced == [False]
     assert torch.equal(torch.load(tmp_path / "x.pt", weights_only=True)["a"], torch.zeros(2))
+
+
+def test_a_checkpoint_with_one_optimizer_group_is_refused_clearly(tmp_path):
+    """Checkpoints from before the decay / no-decay groups hold one group; loading that into two
+    would fail deep inside torch (or, were the counts equal, mix up the parameters' state)."""
+    fit(_model(), _data(), None, _cfg(tmp_path / "a", steps=10), loss_fn=_loss)
+    ckpt = load_checkpoint(tmp_path / "a")
+    groups = ckpt["optimizer"]["param_groups"]
+    merged = {**groups[0], "params": sorted(p for g in groups for p in g["params"])}
+    ckpt["optimizer"]["param_groups"] = [merged]  # what an older attnflex-lab wrote
+    old = save_atomic(ckpt, tmp_path / "old" / "step_00000010.pt")
+    with pytest.raises(CheckpointError, match=r"1 parameter group\(s\), but fit builds 2.*older"):
+        fit(_model(), _data(), None, _cfg(tmp_path / "b", steps=10), loss_fn=_loss, resume=old)

@@ -148,8 +148,14 @@ def test_foreign_and_missing_files_give_clear_errors(tmp_path):
         load_checkpoint(foreign)
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    with pytest.raises(CheckpointError, match="notes.pt"):
+    with pytest.raises(CheckpointError, match="notes.pt.*not a torch file"):
         load_checkpoint(text)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "archive.pt", "w") as archive:  # a zip, but not torch.save's
+        archive.writestr("readme.txt", "hello")
+    with pytest.raises(CheckpointError, match="archive.pt.*not a torch file"):
+        load_checkpoint(tmp_path / "archive.pt")
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         load_checkpoint(tmp_path / "nope.pt")
     empty = tmp_path / "empty_dir"

@@ -121,12 +121,13 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _is_intact_zip(path: Path) -> bool | None:
-    """Is ``path`` a complete zip (torch.save's format) whose members pass their CRC checks?
-    None when the file cannot be opened at all (then the open error says why)."""
+def _is_intact_torch_file(path: Path) -> bool | None:
+    """Is ``path`` a complete torch.save zip (a ``data.pkl`` inside, every member passing its CRC
+    check)? None when the file cannot be opened at all (then the open error says why)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
+            has_pickle = any(name.endswith("data.pkl") for name in archive.namelist())
+            return has_pickle and archive.testzip() is None
     except zipfile.BadZipFile:
         return False
     except OSError:
@@ -140,7 +141,7 @@ def _explain_load_error(path: Path, err: Exception) -> None:
             f"refused to load {str(path)!r}: it holds pickled Python objects, not just tensors and "
             f"plain data, so it may carry code; nothing in it was run ({_first_line(err)})"
         ) from err
-    if _is_intact_zip(path) is False:
+    if _is_intact_torch_file(path) is False:
         size = path.stat().st_size
         raise CheckpointError(
             f"cannot read checkpoint {str(path)!r} ({size} bytes): the file is truncated, corrupt "
@@ -161,7 +162,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
         _explain_load_error(path, err)
-        raise  # the file is intact: the cause lies elsewhere (map_location, memory), keep it as is
+        raise  # an intact file (or one the OS would not open): the cause lies elsewhere, keep it
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         keys = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{str(path)!r} is not an attnflex-lab checkpoint (expected a dict "

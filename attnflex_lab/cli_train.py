@@ -32,6 +32,9 @@ def _parser(task_names: list[str]) -> argparse.ArgumentParser:
                         help="steps between checkpoints (0 = only at the end)")
     parser.add_argument("--resume", default=None,
                         help="a checkpoint file, or a directory (its newest), to go on from")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the checkpoints already in --checkpoint-dir before a fresh run "
+                             "(without it, such a folder is refused)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (1 is fastest for these small models on a "
@@ -43,7 +46,12 @@ def _parser(task_names: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from . import recipes
 
-    args = _parser(recipes.names()).parse_args(argv)
+    parser = _parser(recipes.names())
+    args = parser.parse_args(argv)
+    if args.overwrite and args.resume is not None:
+        parser.error("--overwrite deletes the checkpoints that --resume would go on from; use one")
+    if args.overwrite and args.checkpoint_dir is None:
+        parser.error("--overwrite needs --checkpoint-dir (the folder to clear)")
     if args.threads is not None:
         import torch
 
@@ -55,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     from .training import distributed
+    from .training.checkpoint import CheckpointDirError, check_fresh_directory
+
+    if args.checkpoint_dir and args.resume is None and not args.overwrite:
+        try:  # before the data and the model are built; fit checks again
+            check_fresh_directory(args.checkpoint_dir)
+        except CheckpointDirError as err:
+            raise SystemExit(f"error: {err}") from None
 
     # Under torchrun: join the group (gloo for --device cpu or without CUDA, NCCL on GPUs) and
     # train on this rank's own GPU. Outside torchrun this only reports rank 0 of 1.
@@ -64,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides["device"] = str(info.device)
     try:
         metrics, run, _ = recipes.train_recipe(args.task, profile_name=args.profile, seed=args.seed,
-                                               resume=args.resume, **overrides)
+                                               resume=args.resume, overwrite=args.overwrite,
+                                               **overrides)
+    except CheckpointDirError as err:  # the folder filled between the check above and fit
+        raise SystemExit(f"error: {err}") from None
     finally:
         if created:
             distributed.teardown()

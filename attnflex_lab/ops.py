@@ -50,14 +50,13 @@ def _fused_masked_softmax_(scores: torch.Tensor, mask: torch.Tensor | None) -> t
 
     Faster than ``functional.masked_softmax`` on large (T, S) scores. Scores from finite q and k are
     finite, so only the mask can empty a row; those rows (NaN from the kernel) are set to 0.
+    The fill runs unconditionally: asking first whether any row is empty would wait for the device.
     """
     if mask is None:
         return torch.softmax(scores, dim=-1)
     probs = torch.softmax(scores.masked_fill_(~mask, float("-inf")), dim=-1)
     empty_row = ~mask.any(dim=-1, keepdim=True)  # (..., T, 1) or smaller: it broadcasts
-    if empty_row.any():  # a pass over probs only when some row really is empty
-        probs.masked_fill_(empty_row, 0.0)
-    return probs
+    return probs.masked_fill_(empty_row, 0.0)
 
 
 # --- softmax -------------------------------------------------------------------------------------

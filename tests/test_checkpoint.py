@@ -10,6 +10,7 @@ from torch.utils.data import TensorDataset
 from attnflex_lab.training import TrainConfig, fit
 from attnflex_lab.training.callbacks import RecordAttention
 from attnflex_lab.training.checkpoint import (
+    CheckpointDirError,
     CheckpointError,
     latest_checkpoint,
     list_checkpoints,
@@ -147,8 +148,14 @@ def test_foreign_and_missing_files_give_clear_errors(tmp_path):
         load_checkpoint(foreign)
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    with pytest.raises(CheckpointError, match="notes.pt"):
+    with pytest.raises(CheckpointError, match="notes.pt.*not a torch file"):
         load_checkpoint(text)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "archive.pt", "w") as archive:  # a zip, but not torch.save's
+        archive.writestr("readme.txt", "hello")
+    with pytest.raises(CheckpointError, match="archive.pt.*not a torch file"):
+        load_checkpoint(tmp_path / "archive.pt")
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         load_checkpoint(tmp_path / "nope.pt")
     empty = tmp_path / "empty_dir"
@@ -185,3 +192,110 @@ def test_resuming_with_a_different_config_warns(tmp_path):
     with pytest.warns(UserWarning, match=r"batch_size: 16 -> 32.*will not match"):
         fit(_model(), _data(), None, _cfg(tmp_path / "b", steps=30, batch_size=32),
             loss_fn=_loss, resume=tmp_path)
+
+
+def _snapshot(directory):
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(directory.iterdir())}
+
+
+def test_a_fresh_run_refuses_a_folder_holding_checkpoints_and_touches_nothing(tmp_path):
+    """Planted bug: a fresh run of 20 steps (keep=2) in a folder holding step 50 of an older run
+    pruned its own new checkpoints (the old step 50 sorted newest), and resume=DIR took step 50."""
+    fit(_model(), _data(), None, _cfg(tmp_path, steps=50, checkpoint_keep=2), loss_fn=_loss)
+    (tmp_path / "notes.txt").write_text("mine")
+    before = _snapshot(tmp_path)
+    with pytest.raises(CheckpointDirError, match="resume") as err:
+        fit(_model(), _data(), None, _cfg(tmp_path, steps=20, checkpoint_keep=2), loss_fn=_loss)
+    assert str(tmp_path) in str(err.value) and "empty folder" in str(err.value)
+    assert _snapshot(tmp_path) == before
+
+
+def test_overwrite_clears_the_old_checkpoints_first(tmp_path):
+    fit(_model(), _data(), None, _cfg(tmp_path, steps=50, checkpoint_keep=2), loss_fn=_loss)
+    (tmp_path / ".step_00000060.pt.abc.tmp").write_bytes(b"left by a killed save")
+    (tmp_path / "notes.txt").write_text("mine")
+    fit(_model(), _data(), None, _cfg(tmp_path, steps=20, checkpoint_keep=2), loss_fn=_loss,
+        overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "step_00000010.pt",
+                                                          "step_00000020.pt"]
+    assert load_checkpoint(tmp_path)["step"] == 20  # resume=DIR now means this run
+    with pytest.raises(ValueError, match="cannot go with resume"):
+        fit(_model(), _data(), None, _cfg(tmp_path), loss_fn=_loss, resume=tmp_path, overwrite=True)
+    with pytest.raises(ValueError, match="needs cfg.checkpoint_dir"):
+        fit(_model(), _data(), None, _cfg(tmp_path, checkpoint_dir=None), loss_fn=_loss,
+            overwrite=True)
+
+
+def test_pruning_never_deletes_the_checkpoint_just_written(tmp_path):
+    """Resuming from step 20 in a folder that holds steps up to 50: the new step 30 must survive
+    keep=2 (old pruning sorted the later steps 40 and 50 as newest and deleted it)."""
+    fit(_model(), _data(), None, _cfg(tmp_path, steps=50), loss_fn=_loss)
+    with pytest.warns(UserWarning, match="steps: 50 -> 30"):
+        fit(_model(), _data(), None, _cfg(tmp_path, steps=30, checkpoint_keep=2), loss_fn=_loss,
+            resume=tmp_path / "step_00000020.pt")
+    names = [p.name for p in list_checkpoints(tmp_path)]
+    assert names == ["step_00000020.pt", "step_00000030.pt", "step_00000040.pt", "step_00000050.pt"]
+
+
+def test_a_corrupt_checkpoint_error_keeps_its_cause(tmp_path):
+    """Planted bug: ``raise CheckpointError(...) from None`` dropped the underlying error."""
+    fit(_model(), _data(), None, _cfg(tmp_path, steps=10), loss_fn=_loss)
+    good = latest_checkpoint(tmp_path)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated") as err:
+        load_checkpoint(cut)
+    cause = err.value.__cause__  # None under the old ``from None``
+    assert isinstance(cause, Exception) and type(cause).__name__ in str(err.value)
+
+
+def test_an_error_that_is_not_corruption_is_not_called_corruption(tmp_path, monkeypatch):
+    """Planted bug: every exception from torch.load was reported as "truncated or corrupt", even
+    for an intact file (here: a map_location the machine cannot serve)."""
+    from attnflex_lab.training import checkpoint
+
+    fit(_model(), _data(), None, _cfg(tmp_path, steps=10), loss_fn=_loss)
+    cause = RuntimeError("Attempting to deserialize object on a CUDA device but CUDA is not available")
+
+    def failing_load(*args, **kwargs):
+        raise cause
+
+    monkeypatch.setattr(checkpoint.torch, "load", failing_load)
+    with pytest.raises(RuntimeError, match="deserialize object on a CUDA device") as err:
+        load_checkpoint(tmp_path, map_location="cuda")
+    assert err.value is cause
+
+
+def test_save_atomic_fsyncs_the_directory_after_the_rename(tmp_path, monkeypatch):
+    """Planted bug: only the file was fsynced, so a power cut could lose the rename itself."""
+    import stat
+
+    synced = []
+    real_fsync = os.fsync
+
+    def spy(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    save_atomic({"a": torch.ones(2)}, tmp_path / "x.pt")
+    if hasattr(os, "O_DIRECTORY"):
+        assert synced == [False, True]  # the file, then its directory
+    monkeypatch.delattr(os, "O_DIRECTORY", raising=False)  # e.g. Windows: skipped, still saved
+    synced.clear()
+    save_atomic({"a": torch.zeros(2)}, tmp_path / "x.pt")
+    assert synced == [False]
+    assert torch.equal(torch.load(tmp_path / "x.pt", weights_only=True)["a"], torch.zeros(2))
+
+
+def test_a_checkpoint_with_one_optimizer_group_is_refused_clearly(tmp_path):
+    """Checkpoints from before the decay / no-decay groups hold one group; loading that into two
+    would fail deep inside torch (or, were the counts equal, mix up the parameters' state)."""
+    fit(_model(), _data(), None, _cfg(tmp_path / "a", steps=10), loss_fn=_loss)
+    ckpt = load_checkpoint(tmp_path / "a")
+    groups = ckpt["optimizer"]["param_groups"]
+    merged = {**groups[0], "params": sorted(p for g in groups for p in g["params"])}
+    ckpt["optimizer"]["param_groups"] = [merged]  # what an older attnflex-lab wrote
+    old = save_atomic(ckpt, tmp_path / "old" / "step_00000010.pt")
+    with pytest.raises(CheckpointError, match=r"1 parameter group\(s\), but fit builds 2.*older"):
+        fit(_model(), _data(), None, _cfg(tmp_path / "b", steps=10), loss_fn=_loss, resume=old)

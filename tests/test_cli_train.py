@@ -82,3 +82,29 @@ def test_sigkill_mid_run_then_resume_gives_the_same_weights(tmp_path):
     got = _json_line(resumed.stdout)
     assert got["weights_sha256"] == expected["weights_sha256"]
     assert got["test_accuracy"] == expected["test_accuracy"] and got["steps"] == 1500
+
+
+def _snapshot(directory):
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_cli_refuses_a_used_checkpoint_dir_unless_told_to_resume_or_overwrite(tmp_path):
+    """Planted bug: a fresh run in a folder holding an older run's later steps had its own new
+    checkpoints pruned, and --resume DIR then went on from the old run."""
+    ckpt = tmp_path / "ckpt"
+    first = _cli(*FAST, "--steps", "3", "--checkpoint-dir", str(ckpt))
+    assert first.returncode == 0, first.stderr
+    before = _snapshot(ckpt)
+
+    again = _cli(*FAST, "--steps", "2", "--checkpoint-dir", str(ckpt))
+    assert again.returncode != 0 and again.stdout == ""
+    assert str(ckpt) in again.stderr and "--resume" in again.stderr and "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert _snapshot(ckpt) == before  # refusing touched nothing
+
+    fresh = _cli(*FAST, "--steps", "2", "--checkpoint-dir", str(ckpt), "--overwrite")
+    assert fresh.returncode == 0, fresh.stderr
+    assert [p.name for p in list_checkpoints(ckpt)] == ["step_00000002.pt"]
+
+    both = _cli(*FAST, "--checkpoint-dir", str(ckpt), "--overwrite", "--resume", str(ckpt))
+    assert both.returncode == 2 and "use one" in both.stderr

@@ -89,3 +89,49 @@ def test_distributed_helpers_without_torchrun(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             distributed.init_from_env(device="cuda")
+
+
+DROPOUT_SCRIPT = """
+import sys
+
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from attnflex_lab.training import TrainConfig, distributed, fit
+
+masks = []
+
+
+def loss_fn(model, batch):
+    masks.append(nn.functional.dropout(torch.ones(64), 0.5))  # drawn from this rank's torch RNG
+    return nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+
+torch.manual_seed(0)
+x = torch.randn(64, 4)
+data = TensorDataset(x, (x[:, 0] > 0).long())
+with distributed.distributed_session(device="cpu") as info:
+    cfg = dict(steps=4, batch_size=8, progress=False, checkpoint_every=2, checkpoint_keep=0)
+    fit(nn.Linear(4, 2), data, None, TrainConfig(**cfg, checkpoint_dir=sys.argv[1]), loss_fn=loss_fn)
+    full, masks[:] = list(masks), []
+    fit(nn.Linear(4, 2), data, None, TrainConfig(**cfg, checkpoint_dir=sys.argv[2]), loss_fn=loss_fn,
+        resume=sys.argv[1] + "/step_00000002.pt")
+    same_after_resume = all(torch.equal(a, b) for a, b in zip(masks, full[2:], strict=True))
+    everyone = distributed.all_gather_objects((full, same_after_resume))
+    if info.is_main:
+        ranks_differ = all(not torch.equal(a, b) for a, b in zip(everyone[0][0], everyone[1][0]))
+        print(f"ranks_differ={ranks_differ} resumed_alike={[ok for _, ok in everyone]}")
+"""
+
+
+@pytest.mark.slow
+def test_ranks_draw_their_own_dropout_masks_and_resume_them(tmp_path):
+    """Planted bugs: every rank seeded alike (identical masks on both ranks); a resume that gave
+    every rank rank 0's RNG state (rank 1's masks after the resume differ from the full run's)."""
+    script = tmp_path / "dropout.py"
+    script.write_text(DROPOUT_SCRIPT)
+    out = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+                str(tmp_path / "full"), str(tmp_path / "resumed")], tmp_path)
+    assert [line for line in out.splitlines() if line.startswith("ranks_differ=")] == \
+        ["ranks_differ=True resumed_alike=[True, True]"]

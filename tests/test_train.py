@@ -57,9 +57,10 @@ def test_fit_records_the_scheduled_lr_each_step():
     cfg = _cfg(steps=30, warmup_steps=5, min_lr_ratio=0.2)
     history = fit(_model(), _data(), None, cfg, loss_fn=_loss)
     lrs = [r["lr"] for r in history.steps]
-    # record at step s (1-based) holds the lr the *next* optimizer step will use
-    expected = [cfg.lr * lr_factor(s, cfg) for s in range(1, 31)]
+    # the record of step s (1-based) holds the lr that step used: lr_factor of the 0-based step s - 1
+    expected = [cfg.lr * lr_factor(s, cfg) for s in range(30)]
     assert lrs == pytest.approx(expected)
+    assert lrs[0] == pytest.approx(cfg.lr / 5)  # the first warm-up step, not the second
 
 
 def test_grad_clipping_bounds_the_update():
@@ -235,10 +236,15 @@ def test_progress_bar_goes_to_stderr_only(capsys):
     assert out == "" and "5/5" in err
 
 
+class _FakeCompilerError(torch._dynamo.exc.TorchDynamoException):
+    """Stands in for what Dynamo or Inductor raise when compiling fails."""
+
+
 def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     class Broken(nn.Module):
         def forward(self, *args):
-            raise RuntimeError("backend compiler failed")
+            torch.rand(5)  # a half-run compiled step may have drawn random numbers already
+            raise _FakeCompilerError("backend compiler failed")
 
     monkeypatch.setattr(torch, "compile", lambda model: Broken())
     eager, fallback = _model(), _model()
@@ -268,3 +274,120 @@ def test_rank_slices_partition_the_global_batch():
     assert len(set(torch.cat(shares).tolist())) == 16
     with pytest.raises(ValueError, match="does not split evenly over 3 ranks"):
         rank_slice(idx, 0, 3)
+
+
+def test_a_bug_in_the_loss_under_compile_propagates_unchanged(monkeypatch):
+    """Planted bug: the old fallback caught every exception, warned "torch.compile failed", and ran
+    the step again (a second forward; a second optimizer step had the error come after it)."""
+    import warnings
+
+    monkeypatch.setattr(torch, "compile", lambda model: model)  # compiling "works"
+    bug, calls = KeyError("the loss looked up a missing key"), []
+
+    def buggy_loss(model, batch):
+        calls.append(1)
+        _loss(model, batch)
+        raise bug
+
+    model = _model()
+    before = weights_sha256(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a "torch.compile failed" warning would fail here
+        with pytest.raises(KeyError) as err:
+            fit(model, _data(), None, _cfg(steps=3, compile=True), loss_fn=buggy_loss)
+    assert err.value is bug and len(calls) == 1
+    assert weights_sha256(model) == before  # no optimizer step ran
+
+
+def test_only_compiler_errors_count_as_compile_failures():
+    from attnflex_lab.training.loop import is_compiler_error
+
+    assert is_compiler_error(_FakeCompilerError("x"))
+    assert is_compiler_error(torch._dynamo.exc.Unsupported("data-dependent branch"))
+    assert not is_compiler_error(RuntimeError("CUDA out of memory"))
+    assert not is_compiler_error(torch._dynamo.exc.TorchRuntimeError("shape mismatch in the model"))
+
+
+def test_extras_become_floats_only_on_logged_steps():
+    """Planted bug: split_loss called float() on every extra every step (a device sync each)."""
+    conversions = []
+
+    class Counted:
+        def __float__(self):
+            conversions.append(1)
+            return 1.5
+
+    def loss_with_extras(model, batch):
+        return _loss(model, batch), {"x": Counted()}
+
+    history = fit(_model(), _data(), None, _cfg(steps=12, log_every=4), loss_fn=loss_with_extras)
+    assert [r["step"] for r in history.steps] == [4, 8, 12]
+    assert [r["x"] for r in history.steps] == [1.5, 1.5, 1.5]
+    assert len(conversions) == 3
+
+
+def test_weight_decay_skips_biases_norms_and_embeddings():
+    """Planted bug: one AdamW group decaying every parameter."""
+    from attnflex_lab.models.transformer import GPTConfig, TinyGPT
+
+    torch.manual_seed(0)
+    gpt = TinyGPT(GPTConfig(vocab_size=11, block_size=8, n_layers=1, n_heads=2, d_model=8))
+    seen = {}
+
+    class Grab:
+        def on_fit_start(self, state):
+            seen["groups"] = state.optimizer.param_groups
+
+    x = torch.randint(0, 11, (16, 8))
+    data = TensorDataset(x, x)
+
+    def lm(model, batch):
+        return nn.functional.cross_entropy(model(batch[0]).flatten(0, 1), batch[1].flatten())
+
+    fit(gpt, data, None, _cfg(steps=1, batch_size=4, weight_decay=0.1), loss_fn=lm, callbacks=[Grab()])
+    names = {id(p): n for n, p in gpt.named_parameters()}
+    decayed = {names[id(p)] for g in seen["groups"] if g["weight_decay"] == 0.1 for p in g["params"]}
+    not_decayed = {names[id(p)] for g in seen["groups"] if g["weight_decay"] == 0.0 for p in g["params"]}
+    assert decayed == {"blocks.0.attn.qkv.weight", "blocks.0.attn.proj.weight",
+                       "blocks.0.mlp.up.weight", "blocks.0.mlp.down.weight"}
+    assert {"tok_emb.weight", "pos.weight", "ln_f.weight", "blocks.0.ln1.bias",
+            "blocks.0.attn.qkv.bias"} <= not_decayed
+    assert len(decayed) + len(not_decayed) == len(list(gpt.parameters()))  # the tied head once
+
+
+def test_fused_adamw_only_with_every_parameter_on_cuda():
+    from attnflex_lab.training.optim import use_fused
+
+    model = _model()
+    assert not use_fused(model, torch.device("cpu"))
+    assert not use_fused(model, torch.device("cuda"))  # the parameters still live on the CPU
+    if torch.cuda.is_available():
+        assert use_fused(model.cuda(), torch.device("cuda"))
+        mixed = nn.Sequential(nn.Linear(2, 2).cuda(), nn.Linear(2, 2))  # one layer left on the CPU
+        assert not use_fused(mixed, torch.device("cuda"))
+
+
+def test_each_rank_seeds_its_own_rng_but_rank_0_keeps_the_seed(monkeypatch):
+    """Planted bug: every DDP rank seeded with cfg.seed, so all ranks drew the same dropout masks."""
+    from attnflex_lab.training import distributed, train
+
+    assert distributed.rank_seed(7, 0) == 7  # one process trains exactly as before
+    seeds = {distributed.rank_seed(7, r) for r in range(4)}
+    assert len(seeds) == 4 and all(s >= 0 for s in seeds)
+    assert distributed.rank_seed(7, 1) == distributed.rank_seed(7, 1)  # reproducible
+
+    seeded = []
+
+    class Seeded(Exception):
+        pass
+
+    def record(seed):
+        seeded.append(seed)
+        raise Seeded  # stop fit here: rank 1 of a real group needs DDP beyond this point
+
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(train, "seed_everything", record)
+    with pytest.raises(Seeded):
+        fit(_model(), _data(), None, _cfg(steps=2), loss_fn=_loss)
+    assert seeded == [distributed.rank_seed(0, 1)] and seeded[0] != 0

@@ -7,6 +7,8 @@ every position see every other, TinyGPT lets position t see positions ≤ t only
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +26,28 @@ def init_gpt2_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _check_tokens(idx: torch.Tensor, vocab_size: int, max_len: int) -> None:
+def scale_residual_projections(blocks: Sequence[nn.Module]) -> None:
+    """GPT-2's scaled init of the layers that write into the residual stream.
+
+    Each block adds two outputs to the stream (attention's ``proj``, the MLP's ``down``), so after
+    L blocks 2L terms have been summed and the stream's variance grows with depth. Drawing those
+    weights with std 0.02/√(2L) instead of 0.02 keeps it of the same size at any depth.
+    """
+    std = 0.02 / math.sqrt(2 * len(blocks))
+    for block in blocks:
+        for proj in (block.attn.proj, block.mlp.down):
+            nn.init.normal_(proj.weight, mean=0.0, std=std)
+
+
+def init_gpt2(model: nn.Module, blocks: Sequence[nn.Module]) -> None:
+    """GPT-2's initialisation of a whole model: ``init_gpt2_weights`` everywhere, then the scaled
+    residual projections of its transformer ``blocks``."""
+    model.apply(init_gpt2_weights)
+    scale_residual_projections(blocks)
+
+
+def check_token_shape(idx: torch.Tensor, max_len: int) -> None:
+    """dtype and shape of token ids: free (no device work), so every forward runs it."""
     if not isinstance(idx, torch.Tensor) or idx.dtype not in (torch.long, torch.int, torch.int16, torch.uint8):
         raise TypeError(f"token ids must be an integer tensor, got "
                         f"{getattr(idx, 'dtype', type(idx).__name__)}")
@@ -32,9 +55,27 @@ def _check_tokens(idx: torch.Tensor, vocab_size: int, max_len: int) -> None:
         raise ValueError(f"token ids must have shape (B, T), got {tuple(idx.shape)}")
     if idx.shape[1] > max_len:
         raise ValueError(f"sequence length T={idx.shape[1]} exceeds the model's max_len={max_len}")
+
+
+def check_token_range(idx: torch.Tensor, vocab_size: int) -> None:
+    """Token ids must lie in 0..vocab_size-1. Reading min and max back waits for the device, so
+    recipes run this once over their data rather than on every training batch."""
     if idx.numel() and (idx.min() < 0 or idx.max() >= vocab_size):
         raise ValueError(f"token ids must lie in 0..{vocab_size - 1}, got min {int(idx.min())} "
                          f"and max {int(idx.max())}")
+
+
+_is_compiling = getattr(torch.compiler, "is_compiling", None) or (lambda: False)  # torch ≥ 2.3
+
+
+def _range_check_is_cheap(idx: torch.Tensor, training: bool) -> bool:
+    """Check the ids' range inside forward where it costs nothing that matters: on the CPU (min and
+    max wait for no device) or outside training (inference, generation). Never while torch.compile
+    traces (a data-dependent branch breaks the graph) and never in a training step on an
+    accelerator (two host syncs per step); there the recipe has checked its data once."""
+    if _is_compiling():
+        return False
+    return idx.device.type == "cpu" or not training
 
 
 @dataclass
@@ -62,10 +103,12 @@ class SequenceEncoder(nn.Module):
                                                      backend=cfg.backend) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.n_classes)
-        self.apply(init_gpt2_weights)
+        init_gpt2(self, self.blocks)
 
     def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        _check_tokens(idx, self.cfg.vocab_size, self.cfg.max_len)
+        check_token_shape(idx, self.cfg.max_len)
+        if _range_check_is_cheap(idx, self.training):
+            check_token_range(idx, self.cfg.vocab_size)
         x = self.pos(self.embed(idx))        # (B, T) -> (B, T, C)
         for block in self.blocks:
             x = block(x, mask)               # (B, T, C)
@@ -98,14 +141,16 @@ class TinyGPT(nn.Module):
                                     for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.apply(init_gpt2_weights)
+        init_gpt2(self, self.blocks)
         # Weight tying (Press & Wolf 2017): the output layer reuses the input embedding matrix, so a
         # character's "read" and "write" vectors are the same and the model has V·C fewer weights.
         self.lm_head.weight = self.tok_emb.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) token ids -> logits (B, T, V) for the next token at every position."""
-        _check_tokens(idx, self.cfg.vocab_size, self.cfg.block_size)
+        check_token_shape(idx, self.cfg.block_size)
+        if _range_check_is_cheap(idx, self.training):
+            check_token_range(idx, self.cfg.vocab_size)
         x = self.drop(self.pos(self.tok_emb(idx)))  # (B, T) -> (B, T, C)
         for block in self.blocks:
             x = block(x, causal=True)               # (B, T, C)

@@ -15,7 +15,7 @@ from torch import nn
 
 from .._validate import check_floating
 from ..modules import LearnedPositionalEncoding, TransformerBlock
-from .transformer import init_gpt2_weights
+from .transformer import init_gpt2
 
 
 @dataclass
@@ -77,7 +77,7 @@ class TinyViT(nn.Module):
                                                      backend=cfg.backend) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.n_classes)
-        self.apply(init_gpt2_weights)
+        init_gpt2(self, self.blocks)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.patches(images)                                   # (B, P, C)

@@ -4,7 +4,7 @@ Sizes come from the profile (``GPT_PRESETS``): a few thousand parameters in smok
 shape (12 layers, 12 heads, 768 wide, 1024 context) in gpu, trained there in bf16 (fp16 on
 pre-Ampere GPUs such as the T4) with ``torch.compile``. The final metrics add ``val_loss``
 (nats per character on the held-out tail of the corpus) and ``tokens_per_second`` (global:
-every rank's tokens, over the training wall time).
+every rank's tokens, over the training time: evaluation and checkpoints excluded).
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..models.transformer import GPTConfig, TinyGPT
+from ..models.transformer import GPTConfig, TinyGPT, check_token_range
 from ..perf import preferred_amp_dtype
 from ..profiles import by_profile
 from ..tasks.text import char_lm_data
 from ..training import TrainConfig
 from ..training.batches import gather
+from ..training.loop import synchronize
 from .registry import Recipe, RecipeRun, register
 
 # Sizes per profile. "gpu" is GPT-2 small's shape (12 layers, 12 heads, 768 wide, 1024 context);
@@ -47,7 +48,7 @@ def lm_loss(model, batch) -> torch.Tensor:
 def lm_eval(model, data, max_windows: int = 64, batch_size: int = 16) -> dict:
     """Mean loss on up to ``max_windows`` non-overlapping windows spread over ``data``."""
     device = next(model.parameters()).device
-    starts = torch.arange(0, len(data), data.block_size)[:max_windows]
+    starts = window_starts(len(data), data.block_size, max_windows)  # (≤ max_windows,)
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(starts), batch_size):
@@ -58,23 +59,38 @@ def lm_eval(model, data, max_windows: int = 64, batch_size: int = 16) -> dict:
     return {"val_loss": total / count}
 
 
+def window_starts(n: int, block_size: int, max_windows: int) -> torch.Tensor:
+    """Starts of up to ``max_windows`` non-overlapping windows, evenly spread over all ``n`` starts
+    (taking the first ones would score only the beginning of the split)."""
+    starts = torch.arange(0, n, block_size)                  # (W,) every non-overlapping window
+    if len(starts) <= max_windows:
+        return starts
+    pick = torch.linspace(0, len(starts) - 1, max_windows).round().long()  # (max_windows,) distinct
+    return starts[pick]
+
+
 class Throughput:
-    """A fit() callback that times training and counts the tokens seen by all ranks together."""
+    """A fit() callback that times training and counts the tokens seen by all ranks together.
+
+    The time excludes evaluation and checkpoints (``state.overhead_seconds``): they are not
+    training, and counting them would make tokens/s depend on ``eval_every``."""
 
     def __init__(self, block_size: int):
         self.block_size = block_size  # tokens per sequence
         self.tokens_per_step, self.steps, self.seconds = 0, 0, 0.0
-        self._started, self._first_step = None, 0  # set when fit() starts
+        self._started, self._first_step, self._overhead = None, 0, 0.0  # set when fit() starts
 
     def on_fit_start(self, state) -> None:
         self.tokens_per_step = state.cfg.batch_size * self.block_size  # the global batch
+        synchronize(next(state.model.parameters()).device)
         self._started, self._first_step = time.perf_counter(), state.step
+        self._overhead = state.overhead_seconds
 
     def on_fit_end(self, state) -> None:
         if self._started is not None:
-            if next(state.model.parameters()).is_cuda:
-                torch.cuda.synchronize()
-            self.seconds = time.perf_counter() - self._started
+            synchronize(next(state.model.parameters()).device)
+            wall = time.perf_counter() - self._started
+            self.seconds = wall - (state.overhead_seconds - self._overhead)
             self.steps = state.step - self._first_step
 
     @property
@@ -101,6 +117,8 @@ def build(profile: str, seed: int) -> RecipeRun:
     preset = gpt_config(vocab_size=1, profile_name=profile)       # the size; vocab set below
     n_chars = by_profile(smoke=20_000, cpu=400_000, gpu=5_000_000, profile_name=profile)
     train, val, tokenizer = char_lm_data(n_chars, preset.block_size, seed=seed)
+    for split in (train, val):  # once here, so no training step checks ids on the device
+        check_token_range(split.tokens, tokenizer.vocab_size)
     torch.manual_seed(seed)
     model = TinyGPT(gpt_config(tokenizer.vocab_size, profile_name=profile))
     cfg = train_config(profile, seed)

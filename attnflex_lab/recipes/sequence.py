@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..metrics import accuracy, alignment_accuracy, exact_match
-from ..models.transformer import EncoderConfig, SequenceEncoder
+from ..models.transformer import EncoderConfig, SequenceEncoder, check_token_range
 from ..modules import run_with_cache
 from ..profiles import by_profile
 from ..tasks.algorithmic import make_task
@@ -113,6 +113,8 @@ def _build(task_name: str):
         train = make_task(task_name, n_train, length, vocab_size=VOCAB, seed=base + 1)
         val = make_task(task_name, n_eval, length, vocab_size=VOCAB, seed=base + 2)
         test = make_task(task_name, n_eval, length, vocab_size=VOCAB, seed=base + 3)
+        for split in (train, val, test):  # once here, so no training step checks ids on the device
+            check_token_range(split.x, VOCAB)
         torch.manual_seed(seed)                                # initial weights depend on the seed only
         model = SequenceEncoder(model_config(profile, length))
 

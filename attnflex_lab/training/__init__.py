@@ -7,9 +7,10 @@ Modules import downward only, so there is no circle:
     distributed  torchrun / DDP set-up: rank, world size, this rank's device
     evaluation   evaluate(), autocast for a config's AMP dtype
     callbacks    TrainState (typed with config's classes), RecordAttention
-    checkpoint   atomic save, weights-only load, RNG states
+    checkpoint   atomic save, weights-only load, RNG states, refusing a used checkpoint folder
+    optim        AdamW with decay / no-decay parameter groups, fused on CUDA
     loop         TrainingRun: one step, logging, evaluation, checkpoints
-    train        fit(): builds the optimizer, restores a checkpoint, runs the loop
+    train        fit(): seeds each rank, builds the optimizer, restores a checkpoint, runs the loop
 """
 
 from .callbacks import RecordAttention, TrainState

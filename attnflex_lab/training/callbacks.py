@@ -36,6 +36,7 @@ class TrainState:
     world_size: int = 1
     loss: float | None = None    # the last logged training loss
     stop: bool = False           # set by a callback (or early stopping) to end training
+    overhead_seconds: float = 0.0  # wall time in evaluation and checkpoints (this session), not training
     extra: dict = field(default_factory=dict)  # free room for callbacks to share things
 
 

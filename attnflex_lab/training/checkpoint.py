@@ -13,6 +13,7 @@ import pickle
 import random
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,10 @@ _NAME = re.compile(r"step_(\d+)\.pt$")
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file and what is wrong."""
+
+
+class CheckpointDirError(ValueError):
+    """A fresh run pointed at a directory that already holds another run's checkpoints."""
 
 
 def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
@@ -46,10 +51,53 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
+def check_fresh_directory(directory: str | os.PathLike) -> None:
+    """Refuse to start a fresh run in a directory that already holds checkpoints.
+
+    Two runs in one folder mix their files: pruning keeps the newest steps (maybe the old run's),
+    and ``resume=DIR`` would then go on from the old run. Nothing in the folder is touched here.
+    """
+    found = list_checkpoints(directory)
+    if found:
+        raise CheckpointDirError(
+            f"checkpoint directory {str(directory)!r} already holds {len(found)} checkpoint(s) "
+            f"(newest {found[-1].name}) from an earlier run: pass --resume {directory} "
+            f"(fit: resume=...) to go on from it, --overwrite (fit: overwrite=True) to delete them "
+            f"first, or pick an empty folder")
+
+
+def clear_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Delete the step_*.pt checkpoints (and temporary files a killed save left) in ``directory``.
+
+    Other files are left alone. Returns what was deleted."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    leftovers = [p for p in directory.iterdir() if p.name.startswith(".step_") and p.suffix == ".tmp"]
+    doomed = list_checkpoints(directory) + leftovers
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX); a no-op where directories cannot be opened."""
+    flag = getattr(os, "O_DIRECTORY", None)
+    if flag is None:  # Windows: no directory handles; NTFS journals the rename itself
+        return
+    fd = os.open(directory, os.O_RDONLY | flag)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def save_atomic(obj: dict, path: str | os.PathLike) -> Path:
     """torch.save to a temporary file in the same directory, then ``os.replace``.
 
-    A reader (or a run killed mid-write) sees either the old file or the complete new one.
+    A reader (or a run killed mid-write) sees either the old file or the complete new one. The file
+    is fsynced before the rename and the directory after it, so a power cut cannot leave the new
+    name pointing at unwritten data or lose the rename itself.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,12 +112,40 @@ def save_atomic(obj: dict, path: str | os.PathLike) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    _fsync_directory(path.parent)
     return path
 
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _is_intact_torch_file(path: Path) -> bool | None:
+    """Is ``path`` a complete torch.save zip (a ``data.pkl`` inside, every member passing its CRC
+    check)? None when the file cannot be opened at all (then the open error says why)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            has_pickle = any(name.endswith("data.pkl") for name in archive.namelist())
+            return has_pickle and archive.testzip() is None
+    except zipfile.BadZipFile:
+        return False
+    except OSError:
+        return None
+
+
+def _explain_load_error(path: Path, err: Exception) -> None:
+    """Raise a CheckpointError (caused by ``err``) if ``err`` comes from the file's content."""
+    if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
+        raise CheckpointError(
+            f"refused to load {str(path)!r}: it holds pickled Python objects, not just tensors and "
+            f"plain data, so it may carry code; nothing in it was run ({_first_line(err)})"
+        ) from err
+    if _is_intact_torch_file(path) is False:
+        size = path.stat().st_size
+        raise CheckpointError(
+            f"cannot read checkpoint {str(path)!r} ({size} bytes): the file is truncated, corrupt "
+            f"or not a torch file ({type(err).__name__}: {_first_line(err)})") from err
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -84,16 +160,9 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         raise FileNotFoundError(f"checkpoint file {str(path)!r} does not exist")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"refused to load {str(path)!r}: it holds pickled Python objects, not just tensors and "
-            f"plain data, so it may carry code; nothing in it was run ({_first_line(err)})"
-        ) from None
-    except Exception as err:  # zip, pickle and storage errors all mean "cannot read this file"
-        size = path.stat().st_size
-        raise CheckpointError(
-            f"cannot read checkpoint {str(path)!r} ({size} bytes): the file is truncated, corrupt "
-            f"or not a torch file ({type(err).__name__}: {_first_line(err)})") from None
+    except Exception as err:
+        _explain_load_error(path, err)
+        raise  # an intact file (or one the OS would not open): the cause lies elsewhere, keep it
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         keys = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{str(path)!r} is not an attnflex-lab checkpoint (expected a dict "
@@ -149,16 +218,17 @@ def weights_sha256(model: nn.Module | dict) -> str:
 
 
 def save_training_checkpoint(directory, state, scheduler, scaler, callbacks, *, config: dict,
-                             keep: int = 0) -> Path:
+                             keep: int = 0, rank_rngs: list | None = None) -> Path:
     """Everything ``fit(resume=...)`` needs, as ``directory/step_XXXXXXXX.pt``.
 
-    Only the newest ``keep`` checkpoints stay on disk (0 keeps all)."""
+    Only the newest ``keep`` checkpoints stay on disk (0 keeps all). ``rank_rngs``: under DDP,
+    every rank's ``rng_state()`` in rank order, so each rank resumes its own dropout stream."""
     ckpt = {
         "format": FORMAT, "version": VERSION, "step": state.step,
         "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
         "history": state.history.to_dict(), "early_stop": dict(state.extra["early_stop"]),
-        "rng": rng_state(), "config": config,
+        "rng": rng_state(), "config": config, "rng_ranks": rank_rngs or [],
         # the batch stream is a pure function of (seed, step): this is all of the sampler's state
         "data": {"seed": config.get("seed"), "samples_seen": state.step * config.get("batch_size", 0)},
         "callbacks": {str(i): cb.state_dict() for i, cb in enumerate(callbacks)
@@ -166,6 +236,18 @@ def save_training_checkpoint(directory, state, scheduler, scaler, callbacks, *, 
     }
     path = save_atomic(ckpt, checkpoint_path(directory, state.step))
     if keep:
-        for old in list_checkpoints(directory)[:-keep]:
-            old.unlink(missing_ok=True)
+        prune_checkpoints(directory, keep, newest=path)
     return path
+
+
+def prune_checkpoints(directory, keep: int, *, newest: Path) -> list[Path]:
+    """Delete all but the ``keep`` newest checkpoints up to ``newest`` (the one just written).
+
+    Files of later steps are never counted as newer: they belong to another run or to the future
+    this run is rewriting, and must not push the new checkpoint out."""
+    step = int(_NAME.search(newest.name).group(1))
+    ours = [p for p in list_checkpoints(directory) if int(_NAME.search(p.name).group(1)) <= step]
+    doomed = ours[:-keep]
+    for old in doomed:
+        old.unlink(missing_ok=True)
+    return doomed

@@ -10,6 +10,7 @@ the same script runs either way. ``fit()`` notices an initialised group and wrap
 
 from __future__ import annotations
 
+import hashlib
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +72,29 @@ def training_device(requested: str | torch.device | None = None) -> torch.device
         local_rank = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
         device = torch.device("cuda", local_rank)
     return device
+
+
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The seed of this rank's own RNGs (dropout, sampling): ``seed`` itself on rank 0 at step 0.
+
+    Seeding every rank alike would give every rank the same dropout masks, so N ranks would train
+    like one process whose mask repeats N times. The batch order does not use these RNGs (it is a
+    function of (seed, step) alone), so the ranks still split each global batch exactly.
+    ``step`` gives a fresh stream to a rank that resumes without a saved RNG state of its own.
+    """
+    if rank == 0 and step == 0:
+        return seed
+    digest = hashlib.sha256(f"attnflex-rank-seed|{seed}|{rank}|{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # a non-negative int64
+
+
+def all_gather_objects(obj) -> list:
+    """``obj`` from every rank, in rank order (a list of one when not distributed)."""
+    if not is_distributed():
+        return [obj]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 def barrier() -> None:

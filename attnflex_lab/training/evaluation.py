@@ -18,9 +18,14 @@ from .config import AMP_DTYPES
 
 
 def split_loss(out) -> tuple[torch.Tensor, dict]:
+    """``loss`` or ``(loss, extras)`` -> (loss, extras). Extras stay tensors (detached): turning them
+    into floats would wait for the device every step, so the loop does it only for logged steps."""
     if isinstance(out, tuple):
         loss, extras = out
-        return loss, {k: float(v) for k, v in extras.items()}
+        if not isinstance(extras, dict):
+            raise TypeError(f"loss_fn's extras must be a dict of name -> number, got "
+                            f"{type(extras).__name__}")
+        return loss, {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in extras.items()}
     return out, {}
 
 

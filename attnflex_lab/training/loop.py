@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict
 
 import torch
@@ -18,8 +20,9 @@ from torch import nn
 
 from .batches import batch_indices, gather, rank_slice, to_device
 from .callbacks import TrainState, call_hook
-from .checkpoint import save_training_checkpoint
+from .checkpoint import rng_state, save_training_checkpoint, set_rng_state
 from .config import History, TrainConfig
+from .distributed import all_gather_objects
 from .evaluation import amp_autocast, evaluate, split_loss
 
 
@@ -43,20 +46,23 @@ class TrainingRun:
         call_hook(self.callbacks, "on_fit_start", state)
         try:
             while state.step < cfg.steps and not state.stop:
-                loss, extras, grad_norm = self._step()
+                loss, extras, grad_norm, lr = self._step()
                 state.step += 1
                 if state.step % cfg.log_every == 0 or state.step == cfg.steps:
-                    state.loss = _log_step(state, loss, grad_norm, extras)
+                    state.loss = _log_step(state, loss, grad_norm, extras, lr)
                 call_hook(self.callbacks, "on_step_end", state)
                 last = state.step >= cfg.steps or state.stop
                 if self.val_data is not None and (
                         last or (cfg.eval_every and state.step % cfg.eval_every == 0)):
-                    self._eval()
+                    with self._not_training():
+                        self._eval()
                 if bar is not None:
                     bar.set_postfix(_postfix(history), refresh=False)
                     bar.update(1)
                 history.seconds = seconds_before + time.perf_counter() - started
-                self._maybe_checkpoint(last or state.stop)
+                if self._checkpoint_due(last or state.stop):
+                    with self._not_training():
+                        self._checkpoint()
         finally:
             if bar is not None:
                 bar.close()
@@ -69,21 +75,45 @@ class TrainingRun:
         idx = batch_indices(len(self.train_data), cfg.batch_size, state.step, cfg.seed)  # (B,)
         idx = rank_slice(idx, state.rank, state.world_size)  # (B / world,) this rank's share
         batch = to_device(gather(self.train_data, idx), self.device)
+        loss, extras = self._forward_backward(batch)
+        grad_norm = optimizer_step(self.train_model, state.optimizer, self.scaler, cfg)
+        lr = state.optimizer.param_groups[0]["lr"]  # the lr this step used; the scheduler moves it next
+        self.scheduler.step()
+        return loss, extras, grad_norm, lr
+
+    def _forward_backward(self, batch):
+        """The loss and its gradients; on the first step, fall back to eager if torch.compile fails.
+
+        Compilation happens lazily, at the first forward and backward. Nothing has stepped yet at
+        that point, so a compiler error can be retried eagerly on the same batch; any other error
+        (a bug in the loss, out of memory) propagates unchanged.
+        """
+        args = (batch, self.loss_fn, self.state.optimizer, self.scaler, self.cfg, self.device)
+        if self.compile_checked:
+            return forward_backward(self.train_model, *args)
+        self.compile_checked = True
+        rng = rng_state()  # a failed compile attempt must not shift the dropout masks
         try:
-            out = _train_step(self.train_model, batch, self.loss_fn, state.optimizer, self.scaler,
-                              cfg, self.device)
-        except Exception as err:  # torch.compile fails lazily, at the first call
-            if self.compile_checked or state.world_size > 1:
+            return forward_backward(self.train_model, *args)
+        except Exception as err:
+            if self.state.world_size > 1 or not is_compiler_error(err):
                 raise
             first_line = str(err).splitlines()[0] if str(err) else ""
             warnings.warn(f"torch.compile failed here ({type(err).__name__}: {first_line}); "
-                          f"training without it", stacklevel=3)
-            self.train_model = state.model
-            out = _train_step(self.train_model, batch, self.loss_fn, state.optimizer, self.scaler,
-                              cfg, self.device)
-        self.compile_checked = True
-        self.scheduler.step()
-        return out
+                          f"training without it", stacklevel=4)
+        set_rng_state(rng)
+        self.train_model = self.state.model
+        return forward_backward(self.train_model, *args)
+
+    @contextmanager
+    def _not_training(self):
+        """Time spent in evaluation and checkpoints, kept apart so throughput counts training only."""
+        synchronize(self.device)  # kernels still queued belong to the training steps before
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.state.overhead_seconds += time.perf_counter() - started
 
     def _eval(self) -> None:
         cfg, state = self.cfg, self.state
@@ -106,15 +136,20 @@ class TrainingRun:
             state.stop = history.stopped_early = True
         call_hook(self.callbacks, "on_eval", state, metrics)
 
-    def _maybe_checkpoint(self, last: bool) -> None:
+    def _checkpoint_due(self, last: bool) -> bool:
+        cfg = self.cfg
+        every = cfg.checkpoint_every and self.state.step % cfg.checkpoint_every == 0
+        return bool(cfg.checkpoint_dir) and bool(last or every)
+
+    def _checkpoint(self) -> None:
         cfg, state = self.cfg, self.state
-        if not cfg.checkpoint_dir:
-            return
-        due = last or (cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0)
-        if due and state.rank == 0:
+        # every rank's RNG state, so each rank resumes its own dropout stream (a collective: all call it)
+        rank_rngs = all_gather_objects(rng_state()) if state.world_size > 1 else None
+        if state.rank == 0:
             save_training_checkpoint(cfg.checkpoint_dir, state, self.scheduler, self.scaler,
-                                     self.callbacks, config=asdict(cfg), keep=cfg.checkpoint_keep)
-        if due and state.world_size > 1:
+                                     self.callbacks, config=asdict(cfg), keep=cfg.checkpoint_keep,
+                                     rank_rngs=rank_rngs)
+        if state.world_size > 1:
             dist.barrier()
 
 
@@ -140,17 +175,49 @@ def _maybe_compile(model: nn.Module, cfg: TrainConfig) -> nn.Module:
         return model
 
 
-def _train_step(train_model, batch, loss_fn, optimizer, scaler, cfg, device):
+def is_compiler_error(err: BaseException) -> bool:
+    """Did torch.compile (Dynamo or Inductor) fail, rather than the model or the loss?
+
+    Dynamo's TorchRuntimeError is not one: it wraps an error of the traced code itself (a shape
+    mismatch in the model), which eager mode raises just the same."""
+    found = {}
+    for module_name, names in _COMPILER_ERRORS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # torch._dynamo may not import where compile is unsupported
+            continue
+        found.update({n: kind for n in names if isinstance(kind := getattr(module, n, None), type)})
+    traced_code_error = found.pop("TorchRuntimeError", None)
+    if traced_code_error is not None and isinstance(err, traced_code_error):
+        return False
+    return isinstance(err, tuple(found.values()))
+
+
+# Exception types by module, looked up with getattr: they come and go between torch versions.
+_COMPILER_ERRORS = {
+    "torch._dynamo.exc": ("TorchDynamoException", "BackendCompilerFailed", "TorchRuntimeError"),
+    "torch._inductor.exc": ("InductorError", "CppCompileError", "CUDACompileError",
+                            "InvalidCxxCompiler", "TritonMissing", "GPUTooOldForTriton",
+                            "LoweringException", "MissingOperatorWithDecomp",
+                            "MissingOperatorWithoutDecomp"),
+}
+
+
+def forward_backward(train_model, batch, loss_fn, optimizer, scaler, cfg, device):
+    """The loss of one batch and its gradients (scaled under fp16); no optimizer step yet."""
     with amp_autocast(device, cfg.amp_dtype):
         loss, extras = split_loss(loss_fn(train_model, batch))
     if loss.dim() != 0:
         raise ValueError(f"loss_fn must return a scalar loss, got shape {tuple(loss.shape)}")
     optimizer.zero_grad(set_to_none=True)
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    return loss.detach(), extras
+
+
+def optimizer_step(train_model, optimizer, scaler, cfg):
+    """Clip the gradients (after unscaling them under fp16) and step; returns the raw grad norm."""
     if scaler is not None:
-        scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-    else:
-        loss.backward()
     grad_norm = None
     if cfg.grad_clip is not None:
         grad_norm = torch.nn.utils.clip_grad_norm_(train_model.parameters(), cfg.grad_clip)
@@ -159,10 +226,20 @@ def _train_step(train_model, batch, loss_fn, optimizer, scaler, cfg, device):
         scaler.update()
     else:
         optimizer.step()
-    return loss.detach(), extras, grad_norm
+    return grad_norm
 
 
-def _log_step(state: TrainState, loss: torch.Tensor, grad_norm, extras: dict) -> float:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA and MPS run asynchronously; the CPU does not)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _log_step(state: TrainState, loss: torch.Tensor, grad_norm, extras: dict, lr: float) -> float:
+    """One history record: the step's loss, the lr it used, its grad norm and extras (as floats:
+    the only device syncs of the step, paid every ``log_every`` steps)."""
     if state.world_size > 1:  # log the global-batch mean, as a single process would
         loss = loss.clone()
         dist.all_reduce(loss)
@@ -171,10 +248,10 @@ def _log_step(state: TrainState, loss: torch.Tensor, grad_norm, extras: dict) ->
     if not math.isfinite(value):
         raise FloatingPointError(f"the training loss became {value} at step {state.step}; lower "
                                  f"the lr or enable grad_clip")
-    record = {"step": state.step, "loss": value, "lr": state.optimizer.param_groups[0]["lr"]}
+    record = {"step": state.step, "loss": value, "lr": lr}
     if grad_norm is not None:
         record["grad_norm"] = float(grad_norm)
-    record.update(extras)
+    record.update({k: float(v) for k, v in extras.items()})
     state.history.steps.append(record)
     return value
 

@@ -11,8 +11,15 @@
 - ``eval_fn(model, data) -> {"metric": float, ...}``; the first key (or ``cfg.metric``) drives the
   progress bar and early stopping. Without an eval_fn, fit reports ``val_loss``.
 - Under ``torch.distributed`` (set up by the caller) each rank takes its contiguous slice of every
-  global batch; gradients are averaged by DDP, so N ranks equal one process with the same batch.
+  global batch; gradients are averaged by DDP. Each rank seeds its own RNGs
+  (``distributed.rank_seed``), so ranks draw different dropout masks; N ranks therefore equal one
+  process with the same batch only for a model without dropout (or other randomness in training).
   Only rank 0 shows progress and writes checkpoints.
+- ``cfg.checkpoint_dir`` must be empty of checkpoints for a fresh run: pass ``resume=`` to go on,
+  or ``overwrite=True`` to delete the old checkpoints first. Mixing two runs in one folder would let
+  pruning delete the new run's files and ``resume=DIR`` pick up the old run.
+- AdamW decays only weight matrices (not biases, norms or embeddings; see ``optim.py``) and is
+  fused on CUDA.
 """
 
 from __future__ import annotations
@@ -28,18 +35,27 @@ from torch.utils.data import Dataset
 from ..device import seed_everything
 from . import distributed
 from .callbacks import TrainState
-from .checkpoint import load_checkpoint, set_rng_state
+from .checkpoint import (
+    CheckpointError,
+    check_fresh_directory,
+    clear_checkpoints,
+    load_checkpoint,
+    set_rng_state,
+)
 from .config import History, TrainConfig, lr_factor
 from .loop import TrainingRun
+from .optim import build_optimizer
 
 
 def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: TrainConfig, *,
         loss_fn: Callable, eval_fn: Callable | None = None, callbacks: Sequence = (),
-        resume: str | os.PathLike | None = None) -> History:
+        resume: str | os.PathLike | None = None, overwrite: bool = False) -> History:
     """Train ``model`` for ``cfg.steps`` optimizer steps; return the History (see module docstring).
 
     ``resume``: a checkpoint file (or a directory: its newest checkpoint). The run continues to
     the same final weights as an uninterrupted run with the same config.
+    ``overwrite``: a fresh run deletes the checkpoints already in ``cfg.checkpoint_dir`` (without
+    it, such a folder is refused).
     """
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
@@ -49,10 +65,11 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: Tr
     if cfg.batch_size % world:
         raise ValueError(f"batch_size={cfg.batch_size} must divide by the world size {world} "
                          f"(every rank takes an equal slice of each global batch)")
-    seed_everything(cfg.seed)
+    _prepare_checkpoint_dir(cfg, resume, overwrite, rank)
+    seed_everything(distributed.rank_seed(cfg.seed, rank))  # per rank: dropout masks differ
     device = distributed.training_device(cfg.device)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = build_optimizer(model, cfg, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     scaler = torch.amp.GradScaler(device.type) if cfg.amp_dtype == "fp16" else None
     state = TrainState(step=0, model=model, optimizer=optimizer, history=History(), cfg=cfg,
@@ -63,6 +80,22 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: Tr
     run = TrainingRun(cfg, state, train_data, val_data, loss_fn, eval_fn, callbacks, device,
                       scheduler, scaler)
     return run.loop()
+
+
+def _prepare_checkpoint_dir(cfg: TrainConfig, resume, overwrite: bool, rank: int) -> None:
+    """Before anything runs: refuse a folder holding checkpoints, or clear it when asked to."""
+    if overwrite and resume is not None:
+        raise ValueError(f"overwrite=True deletes the checkpoints in {cfg.checkpoint_dir!r}, so it "
+                         f"cannot go with resume={str(resume)!r}; choose one")
+    if overwrite and not cfg.checkpoint_dir:
+        raise ValueError("overwrite=True needs cfg.checkpoint_dir (the folder to clear)")
+    if not cfg.checkpoint_dir or resume is not None:
+        return
+    if overwrite:
+        if rank == 0:  # the only writer; the other ranks never look at the folder
+            clear_checkpoints(cfg.checkpoint_dir)
+        return
+    check_fresh_directory(cfg.checkpoint_dir)
 
 
 _MUST_MATCH = ("seed", "batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay")
@@ -77,7 +110,7 @@ def _restore(resume, state, scheduler, scaler, callbacks, device) -> None:
         warnings.warn(f"resuming with a different config ({'; '.join(changed)}): the run will not "
                       f"match an uninterrupted one", stacklevel=3)
     state.model.load_state_dict(ckpt["model"])
-    state.optimizer.load_state_dict(ckpt["optimizer"])
+    _load_optimizer(state.optimizer, ckpt["optimizer"], resume)
     scheduler.load_state_dict(ckpt["scheduler"])
     if scaler is not None and ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])
@@ -88,6 +121,26 @@ def _restore(resume, state, scheduler, scaler, callbacks, device) -> None:
         if str(i) in saved and hasattr(cb, "load_state_dict"):
             cb.load_state_dict(saved[str(i)])
     state.step = int(ckpt["step"])
-    set_rng_state(ckpt["rng"])  # last: the run continues exactly where the saved one stood
+    _restore_rng(ckpt, state, cfg=state.cfg)  # last: the run continues where the saved one stood
+
+
+def _load_optimizer(optimizer, saved: dict, resume) -> None:
+    groups, expected = len(saved.get("param_groups", [])), len(optimizer.param_groups)
+    if groups != expected:
+        raise CheckpointError(f"checkpoint {str(resume)!r} holds an optimizer with {groups} parameter "
+                              f"group(s), but fit builds {expected} (decay / no decay): it was written "
+                              f"by an older attnflex-lab and cannot be resumed exactly")
+    optimizer.load_state_dict(saved)
+
+
+def _restore_rng(ckpt: dict, state, cfg: TrainConfig) -> None:
+    """Each rank gets back its own RNG state (saved by every rank since per-rank seeding)."""
+    per_rank = ckpt.get("rng_ranks")
+    if per_rank and len(per_rank) == state.world_size:
+        set_rng_state(per_rank[state.rank])
+        return
+    set_rng_state(ckpt["rng"])  # rank 0's state; other ranks need a stream of their own
+    if state.rank != 0:
+        seed_everything(distributed.rank_seed(cfg.seed, state.rank, step=state.step))
 
 

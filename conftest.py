@@ -1,0 +1,86 @@
+"""Root pytest plugin: notebooks run in the ``smoke`` profile, whatever the machine.
+
+pytest loads this file for every run from the repository (``make test``, CI, and also
+``pytest notebooks/00_welcome_and_setup.ipynb``), whether or not ``tests/conftest.py`` is loaded.
+
+Every notebook sizes its runs from ``attnflex_lab.profile()``, which reads ``ATTNFLEX_PROFILE``
+and, when that is unset, picks ``gpu`` with CUDA and ``cpu`` elsewhere. Left alone, a test run on a
+laptop would train the ``cpu``-sized models (minutes per notebook), and a learner's
+``ATTNFLEX_PROFILE=gpu`` would leak into the tests. So the notebook kernels get
+``ATTNFLEX_PROFILE=smoke`` unless the caller opts in to another profile explicitly:
+
+    pytest notebooks --notebook-profile=cpu             # or
+    ATTNFLEX_NOTEBOOK_PROFILE=cpu pytest notebooks      # or
+    make test-notebooks PROFILE=cpu
+
+The pin is set only while a notebook's kernel starts (nbval starts one per notebook, in the setup of
+its first cell, and the kernel inherits this process's environment then); it is restored right
+after, so the other tests still see the caller's ``ATTNFLEX_PROFILE``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from attnflex_lab.profiles import PROFILE_ENV, PROFILES
+
+NOTEBOOK_PROFILE_ENV = "ATTNFLEX_NOTEBOOK_PROFILE"
+DEFAULT_NOTEBOOK_PROFILE = "smoke"
+_KEY = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--notebook-profile", default=None, choices=PROFILES,
+        help=f"profile the notebooks run in (default {DEFAULT_NOTEBOOK_PROFILE}, or ${NOTEBOOK_PROFILE_ENV}); "
+             f"{PROFILE_ENV} does not change it",
+    )
+
+
+def notebook_profile(option: str | None, environ=os.environ) -> str:
+    """The notebooks' profile: the option, else $ATTNFLEX_NOTEBOOK_PROFILE, else smoke."""
+    if option is not None:
+        return option
+    raw = environ.get(NOTEBOOK_PROFILE_ENV, "")
+    value = raw.strip().lower()
+    if not value:
+        return DEFAULT_NOTEBOOK_PROFILE
+    if value not in PROFILES:
+        raise pytest.UsageError(
+            f"{NOTEBOOK_PROFILE_ENV}={raw!r} is not a profile; use one of {', '.join(PROFILES)} "
+            f"(or unset it to run the notebooks in {DEFAULT_NOTEBOOK_PROFILE})"
+        )
+    return value
+
+
+def pytest_configure(config):
+    config.stash[_KEY] = notebook_profile(config.getoption("--notebook-profile"))
+
+
+def pytest_report_header(config):
+    chosen = config.stash[_KEY]
+    how = "pinned" if chosen == DEFAULT_NOTEBOOK_PROFILE else "opted in"
+    return f"attnflex-lab: notebooks run in the {chosen!r} profile ({how}; --notebook-profile to change)"
+
+
+def _is_notebook(item) -> bool:
+    return item.path.suffix == ".ipynb"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """While a notebook cell is set up (the first one starts the kernel), pin the profile."""
+    if not _is_notebook(item):
+        yield
+        return
+    before = os.environ.get(PROFILE_ENV)
+    os.environ[PROFILE_ENV] = item.config.stash[_KEY]
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PROFILE_ENV, None)
+        else:
+            os.environ[PROFILE_ENV] = before

@@ -1,12 +1,14 @@
 """pytest runs notebooks in the smoke profile whatever the caller's ATTNFLEX_PROFILE, unless it opts in.
 
 The first two tests run ``python -m pytest`` in a subprocess on a copy of the repository's pytest
-set-up (the root ``conftest.py`` and ``pyproject.toml``) with a one-cell notebook that writes down the profile
-its kernel sees, plus a plain test that writes down the profile the pytest process sees after the
-notebook ran. Planted bugs: without the pin in conftest.py the kernel reports "gpu" (the caller's
-value) and ``test_notebooks_are_pinned_to_smoke`` fails; setting the pin with ``os.environ[...] =`` in
-``pytest_configure`` (for the whole session) makes both tests fail on the plain test's view.
-How the profile is chosen (option, environment, bad values) is tested in-process, which is cheaper.
+set-up (the root ``conftest.py`` and ``pyproject.toml``) with a one-cell notebook that writes down
+the profile (and the thread setting) its kernel sees, plus a plain test that writes down the
+profile the pytest process sees after the notebook ran.
+
+Planted bugs: without the pin in conftest.py the kernel reports "gpu" (the caller's value) and both
+subprocess tests fail; setting the pin with ``os.environ[...] =`` in ``pytest_configure`` (for the
+whole session) makes both fail on the plain test's view. How the profile is chosen (option,
+environment, bad values) is tested in-process, which is cheaper.
 """
 
 import importlib.util
@@ -26,7 +28,8 @@ NOTEBOOK_CELL = """\
 import json, os
 import attnflex_lab as afl
 with open(os.environ["PIN_REPORT"], "a") as f:
-    f.write(json.dumps({"where": "kernel", "profile": afl.profile()}) + "\\n")
+    f.write(json.dumps({"where": "kernel", "profile": afl.profile(),
+                        "threads": os.environ.get("OMP_NUM_THREADS")}) + "\\n")
 """
 
 PLAIN_TEST = """\
@@ -51,8 +54,9 @@ def _run(tmp_path, *options, **env_overrides):
     (project / "notebooks" / "test_after.py").write_text(PLAIN_TEST)
     report = tmp_path / "report.jsonl"
 
-    env = {k: v for k, v in os.environ.items() if k not in ("ATTNFLEX_PROFILE", "ATTNFLEX_NOTEBOOK_PROFILE")}
-    env.update(PIN_REPORT=str(report), OMP_NUM_THREADS="1",
+    ours = ("ATTNFLEX_PROFILE", "ATTNFLEX_NOTEBOOK_PROFILE", "OMP_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in ours}
+    env.update(PIN_REPORT=str(report),
                PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
     env.update(env_overrides)
     done = subprocess.run(
@@ -65,16 +69,19 @@ def _run(tmp_path, *options, **env_overrides):
 
 
 def _seen(lines):
+    """(the kernel's profile, the kernel's OMP_NUM_THREADS, ATTNFLEX_PROFILE in pytest after the notebook)."""
     by_where = {line["where"]: line for line in lines}
-    return by_where.get("kernel", {}).get("profile"), by_where.get("pytest", {}).get("env", "<not run>")
+    kernel = by_where.get("kernel", {})
+    return kernel.get("profile"), kernel.get("threads"), by_where.get("pytest", {}).get("env", "<not run>")
 
 
 @pytest.mark.slow
 def test_notebooks_are_pinned_to_smoke(tmp_path):
     done, lines = _run(tmp_path, ATTNFLEX_PROFILE="gpu")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    kernel, pytest_env = _seen(lines)
+    kernel, threads, pytest_env = _seen(lines)
     assert kernel == "smoke", f"the notebook kernel ran in {kernel!r}; ATTNFLEX_PROFILE=gpu leaked in"
+    assert threads == "1", f"a smoke kernel should get OMP_NUM_THREADS=1, got {threads!r}"
     assert pytest_env == "gpu", f"after the notebook, other tests saw ATTNFLEX_PROFILE={pytest_env!r}, not 'gpu'"
     assert "notebooks run in the 'smoke' profile (pinned" in done.stdout
 
@@ -83,8 +90,9 @@ def test_notebooks_are_pinned_to_smoke(tmp_path):
 def test_a_cpu_run_is_an_explicit_opt_in(tmp_path):
     done, lines = _run(tmp_path, "--notebook-profile=cpu", ATTNFLEX_PROFILE="gpu")  # unset could mean cpu
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    kernel, pytest_env = _seen(lines)
+    kernel, threads, pytest_env = _seen(lines)
     assert kernel == "cpu", f"--notebook-profile=cpu gave the kernel {kernel!r}"
+    assert threads is None, f"a cpu kernel keeps torch's own thread count, got OMP_NUM_THREADS={threads!r}"
     assert pytest_env == "gpu", f"the opt-in leaked into the pytest process: ATTNFLEX_PROFILE={pytest_env!r}"
     assert "notebooks run in the 'cpu' profile (opted in" in done.stdout
 

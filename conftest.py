@@ -13,8 +13,8 @@ laptop would train the ``cpu``-sized models (minutes per notebook), and a learne
     ATTNFLEX_NOTEBOOK_PROFILE=cpu pytest notebooks      # or
     make test-notebooks PROFILE=cpu
 
-The pin is set only while a notebook's kernel starts (nbval starts one per notebook, in the setup of
-its first cell, and the kernel inherits this process's environment then); it is restored right
+The pin is set only while a notebook cell runs (nbval starts one kernel per notebook, in the set-up
+of its first cell, and the kernel inherits this process's environment then); it is restored right
 after, so the other tests still see the caller's ``ATTNFLEX_PROFILE``.
 
 A smoke kernel also gets ``OMP_NUM_THREADS=1`` unless the caller set it. Smoke sizes are so small
@@ -75,8 +75,11 @@ def _is_notebook(item) -> bool:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item):
-    """While a notebook cell is set up (the first one starts the kernel), pin the profile (and threads)."""
+def pytest_runtest_protocol(item, nextitem):
+    """While a notebook cell runs, pin the profile (and threads) for the kernel it may start.
+
+    The first cell's set-up starts the kernel; nbval also restarts it after a cell times out.
+    """
     if not _is_notebook(item):
         yield
         return

@@ -1,16 +1,19 @@
 # attnflex-lab: two commands.
 #   make lab    set up .venv (first time only), then open JupyterLab on notebooks/
 #   make test   set up the same way, then run every test (unit, notebooks, learning, browser)
+# pytest runs the notebooks in the smoke profile whatever ATTNFLEX_PROFILE says (see conftest.py);
+#   make test-notebooks PROFILE=cpu   runs just the notebooks, in the profile you name.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.attnflex-installed
 PORT   ?= 8888
 LAB_ARGS ?=
+PROFILE ?= smoke
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: setup lab test test-fast lint strip doctor bench clean
+.PHONY: setup lab test test-fast test-notebooks lint strip doctor bench clean
 
 setup: $(STAMP)
 
@@ -37,6 +40,10 @@ test: setup
 test-fast: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -m "not browser"
+
+# Only the notebooks, in PROFILE (smoke unless named: `make test-notebooks PROFILE=cpu` takes minutes).
+test-notebooks: setup
+	$(PY) -m pytest notebooks --notebook-profile=$(PROFILE)
 
 # Remove outputs and execution counts from every notebook before committing.
 strip: setup

@@ -243,9 +243,9 @@ def trace_tiles(q: torch.Tensor, k: torch.Tensor, *, causal: bool = False, scale
                 block_q: int = 4, block_k: int = 4) -> list[dict]:
     """Every step of the forward's loop for one head (q (T, D), k (S, D)), in order.
 
-    Each step is a dict: ``rows`` (i0, i1), ``cols`` (j0, j1), and after folding that tile in, the
-    running max ``m`` and sum ``l`` of the rows (float tensors (bq,)); plus the final
-    ``weights`` (T, S) each step contributes to, so a figure can show which tile is being combined.
+    Each step is a dict: ``rows`` (i0, i1), ``cols`` (j0, j1), the tile's (masked) ``scores``
+    (bq, bk), and after folding that tile in, the running max ``m`` and sum ``l`` of those rows (bq,).
+    Tiles that causal masking skips never appear.
     """
     check_floating(q=q, k=k)
     if q.dim() != 2 or k.dim() != 2 or q.shape[1] != k.shape[1]:

@@ -86,7 +86,7 @@ def bench_linear(args, device) -> tuple[list[dict], int | None]:
         "naive": lambda q, k, v: functional.attention(q, k, v, causal_mask(q.shape[-2], device=q.device))[0],
         "linear": lambda q, k, v: efficient.linear_attention(q, k, v, causal=True),
     }
-    rows, crossover = [], None
+    rows, crossover, mem_crossover = [], None, None
     for length in args.linear_lengths:
         inputs = make_inputs(args.batch, args.heads, length, args.width, args.seed, device)
         results = compare(methods, inputs, args.repeats or 3, args.warmup, device)
@@ -94,11 +94,18 @@ def bench_linear(args, device) -> tuple[list[dict], int | None]:
         rows.append({"T": length, "time_ratio": lt / nt, "mem_ratio": lm / nm})
         if crossover is None and lt < nt:
             crossover = length
+        if mem_crossover is None and lm < nm:
+            mem_crossover = length
         print(f"{length:>6} {1e3 * nt:>10.1f} {1e3 * lt:>10.1f} {nm / 2**20:>10.1f} {lm / 2**20:>10.1f} "
               f"{lt / nt:>7.3f} {lm / nm:>7.3f}")
-    print(f"time crossover: linear is faster from T = {crossover} on" if crossover else
-          "time crossover: not reached in these lengths")
-    return rows, crossover
+    print(f"memory crossover: linear needs less from T = {mem_crossover} on (deterministic)")
+    if crossover is None:
+        print("time crossover: not reached in these lengths")
+    elif crossover == args.linear_lengths[0]:
+        print(f"time crossover: at or below T = {crossover}, the shortest length measured")
+    else:
+        print(f"time crossover: linear is faster from T = {crossover} on")
+    return rows, crossover, mem_crossover
 
 
 def bench_kv_cache(args, device) -> dict:
@@ -126,7 +133,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--width", type=int, default=64, help="D, the head width")
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024, 2048])
-    parser.add_argument("--linear-lengths", type=int, nargs="+", default=[128, 256, 512, 1024, 2048])
+    parser.add_argument("--linear-lengths", type=int, nargs="+", default=[32, 64, 128, 256, 512, 1024, 2048])
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=0, help="0: picked from T")
     parser.add_argument("--warmup", type=int, default=1)
@@ -148,10 +155,11 @@ def main(argv=None) -> dict:
         summary["tiled"] = {f"T={r['T']},{r['method']}": {"time": round(r["time_ratio"], 3),
                                                           "mem": round(r["mem_ratio"], 4)} for r in rows}
     if "linear" in args.only:
-        rows, crossover = bench_linear(args, device)
+        rows, crossover, mem_crossover = bench_linear(args, device)
         summary["linear"] = {f"T={r['T']}": {"time": round(r["time_ratio"], 3), "mem": round(r["mem_ratio"], 4)}
                              for r in rows}
         summary["linear_time_crossover_T"] = crossover
+        summary["linear_memory_crossover_T"] = mem_crossover
     if "kv" in args.only:
         summary["kv_cache"] = bench_kv_cache(args, device)
     print(json.dumps(summary))

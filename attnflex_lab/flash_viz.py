@@ -64,7 +64,7 @@ def draw_tile_step(story: dict, step: int, fig: plt.Figure | None = None) -> plt
     ax_w.set_ylabel("query i")
     rows = torch.arange(i0, i1)
     share = current["l"] * torch.exp(current["m"] - story["final_m"][i0:i1]) / story["final_l"][i0:i1]
-    ax_l.barh(rows, share.nan_to_num(), color="tab:orange")
+    ax_l.barh(rows.tolist(), share.nan_to_num().tolist(), color="tab:orange")
     ax_l.axvline(1.0, color="black", lw=1, ls="--")
     for r, m in zip(rows.tolist(), current["m"].tolist(), strict=True):
         ax_l.text(1.02, r, f"m = {m:.2f}", va="center", fontsize=8)

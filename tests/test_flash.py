@@ -252,3 +252,11 @@ def test_bad_shapes_and_dtypes_are_named():
         flash.flash_attention(q, k, v, torch.ones(3, 4))
     with pytest.raises(ValueError, match=r"\(5, 4\)"):
         flash.flash_attention(q, k, v, torch.ones(5, 4, dtype=torch.bool))
+
+
+def test_autocast_runs_in_float32():
+    q, k, v, _ = _inputs((2,), 6, 6, D=4, Dv=4, dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = flash.flash_attention(q, k, v, causal=True, block_q=4, block_k=4)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, flash.flash_attention(q, k, v, causal=True, block_q=4, block_k=4))

@@ -45,7 +45,7 @@ def draw_tile_step(story: dict, step: int, fig: plt.Figure | None = None) -> plt
     weights = story["weights"]
     T, S = weights.shape
     block_q, block_k = story["blocks"]
-    ax_w.imshow(weights, cmap="viridis", vmin=0)
+    ax_w.imshow(weights.numpy(), cmap="viridis", vmin=0)
     visited = {(s["rows"], s["cols"]) for s in steps}
     for i0 in range(0, T, block_q):
         for j0 in range(0, S, block_k):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_attention_inputs, check_min_dims
+from ._validate import check_attention_inputs, check_min_dims, check_scale
 from .functional import attention, default_scale, masked_softmax
 
 
@@ -52,7 +52,7 @@ def sliding_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     check_attention_inputs(q, k, v)
     _check_positive("window", window)
     block = _check_positive("block", window if block is None else block)
-    scale = default_scale(q) if scale is None else scale
+    scale = default_scale(q) if scale is None else check_scale(scale)
     T, S = q.shape[-2], k.shape[-2]
     outs = []
     for i0 in range(0, T, block):

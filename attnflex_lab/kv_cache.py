@@ -96,7 +96,8 @@ def gpt_forward(model: nn.Module, idx: torch.Tensor, attention_fn: AttentionFn =
 def generate_greedy(model: nn.Module, idx: torch.Tensor, n_new: int, *, use_cache: bool = True,
                     attention_fn: AttentionFn = causal_sdpa) -> torch.Tensor:
     """Append ``n_new`` argmax tokens to idx (B, T0). Without the cache every step re-runs the whole
-    sequence; with it, the prompt runs once and each step runs one token. Same tokens either way."""
+    sequence; with it, the prompt runs once and each step runs one token. Same tokens either way.
+    Put the model in ``eval()`` mode first if it has dropout."""
     _check_model(model)
     if n_new < 0:
         raise ValueError(f"n_new must be ≥ 0, got {n_new}")

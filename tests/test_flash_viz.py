@@ -13,7 +13,8 @@ from attnflex_lab import flash_viz
 @pytest.fixture
 def story():
     gen = torch.Generator().manual_seed(0)
-    q, k = torch.randn(10, 4, generator=gen, dtype=torch.float64), torch.randn(10, 4, generator=gen, dtype=torch.float64)
+    q = torch.randn(10, 4, generator=gen, dtype=torch.float64)
+    k = torch.randn(10, 4, generator=gen, dtype=torch.float64)
     return flash_viz.tile_story(q, k, causal=True, block_q=4, block_k=4)
 
 

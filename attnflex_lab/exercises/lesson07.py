@@ -1,0 +1,68 @@
+"""Lesson 07 exercises: the online-softmax update and one tile of FlashAttention's backward (dV).
+
+Inputs are float64, and blocks differ in size from each other, so a missing rescale or transpose
+shows up as a wrong number or a wrong shape.
+"""
+
+import torch
+
+from . import Exercise, register
+
+_F64 = torch.float64
+
+
+def online_softmax_update(m: torch.Tensor, l: torch.Tensor, x_block: torch.Tensor):
+    """Fold a block of scores x_block (..., b) into the running max m (...) and sum l (...)."""
+    m_new = torch.maximum(m, x_block.amax(dim=-1))                      # (...)
+    l_new = l * torch.exp(m - m_new) + torch.exp(x_block - m_new.unsqueeze(-1)).sum(dim=-1)
+    return m_new, l_new
+
+
+def _update_inputs(gen: torch.Generator):
+    seen = 3 * torch.randn(4, 5, generator=gen, dtype=_F64)         # scores already folded in
+    x_block = 3 * torch.randn(4, 3, generator=gen, dtype=_F64)      # the next block
+    x_block[::2] += 5.0                                             # rows 0, 2: the max moves up
+    m = seen.amax(dim=-1)
+    l = torch.exp(seen - m.unsqueeze(-1)).sum(dim=-1)
+    return m, l, x_block
+
+
+register(Exercise(
+    id="07.online_softmax_update",
+    prompt="Write online_softmax_update(m, l, x_block) -> (m_new, l_new): fold a block of scores "
+           "(..., b) into the running max m and the running sum l = Σ e^(x − m) of each row.",
+    solution=online_softmax_update,
+    make_inputs=_update_inputs,
+    hint="the new max is max(m, max of the block). The old sum was taken relative to the old max, "
+         "so rescale it: l · e^(m − m_new), then add Σ e^(x_block − m_new) (keepdim or unsqueeze "
+         "so each row subtracts its own max).",
+    atol=1e-10, rtol=1e-8,
+))
+
+
+def block_dv(q_i: torch.Tensor, k_j: torch.Tensor, lse_i: torch.Tensor, grad_out_i: torch.Tensor,
+             scale: float) -> torch.Tensor:
+    """dV_J's share from query block I: P_IJᵀ dO_I, with P_IJ = exp(scale · Q_I K_Jᵀ − L_I)."""
+    p = torch.exp(scale * q_i @ k_j.transpose(-2, -1) - lse_i.unsqueeze(-1))  # (..., bq, bk)
+    return p.transpose(-2, -1) @ grad_out_i                                  # (..., bk, Dv)
+
+
+def _dv_inputs(gen: torch.Generator):
+    q_i = torch.randn(2, 5, 4, generator=gen, dtype=_F64)           # (B, bq, D): one query block
+    k = torch.randn(2, 10, 4, generator=gen, dtype=_F64)            # (B, S, D): every key
+    scale = 0.5
+    lse_i = torch.logsumexp(scale * q_i @ k.transpose(-2, -1), dim=-1)  # (B, bq), over all S keys
+    grad_out_i = torch.randn(2, 5, 3, generator=gen, dtype=_F64)    # (B, bq, Dv)
+    return q_i, k[:, 3:9], lse_i, grad_out_i, scale                 # the key block J = keys 3..8
+
+
+register(Exercise(
+    id="07.block_dv",
+    prompt="Write block_dv(q_i, k_j, lse_i, grad_out_i, scale): the contribution of query block I to "
+           "dV for key block J, recomputing P_IJ from the saved row log-sum-exp lse_i.",
+    solution=block_dv,
+    make_inputs=_dv_inputs,
+    hint="P_IJ = exp(scale · q_i k_jᵀ − lse_i) is already normalised (lse_i covers every key, not "
+         "only this block, so do not softmax it again); then dV_J += P_IJᵀ dO_I, shape (..., bk, Dv).",
+    atol=1e-10, rtol=1e-8,
+))

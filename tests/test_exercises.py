@@ -102,6 +102,26 @@ def _alignment_by_loop(weights, true_positions, tolerance):
     return torch.tensor(sum(hits) / len(hits))
 
 
+def _online_update_in_log_space(m, l, x_block):
+    """m_new = max(m, max x); log l_new = logaddexp(m + log l, logsumexp x) − m_new (no rescale step)."""
+    m_new = torch.maximum(m, x_block.max(dim=-1).values)
+    log_total = torch.logaddexp(m + l.log(), torch.logsumexp(x_block, dim=-1))
+    return m_new, torch.exp(log_total - m_new)
+
+
+def _block_dv_by_loop(q_i, k_j, lse_i, grad_out_i, scale):
+    """dV[b, j] = Σ_i exp(scale · q_i·k_j − L_i) dO[b, i], one entry at a time in Python floats."""
+    B, bq, _ = q_i.shape
+    bk, Dv = k_j.shape[-2], grad_out_i.shape[-1]
+    out = torch.zeros(B, bk, Dv, dtype=q_i.dtype)
+    for b in range(B):
+        for i in range(bq):
+            for j in range(bk):
+                p = math.exp(scale * float(q_i[b, i] @ k_j[b, j]) - float(lse_i[b, i]))
+                out[b, j] += p * grad_out_i[b, i]
+    return out
+
+
 REFERENCES = {
     "00.softmax_temperature": lambda s, tau: torch.softmax(s / tau, dim=-1),
     "01.scaled_dot_scores": functional.scaled_dot_scores,
@@ -120,6 +140,8 @@ REFERENCES = {
     "05.sinusoidal_encoding": _sinusoid_by_formula,
     "06.flops_per_token": _flops_as_three_forward_passes,
     "06.mfu": _mfu_from_achieved_tflops,
+    "07.online_softmax_update": _online_update_in_log_space,
+    "07.block_dv": _block_dv_by_loop,
 }
 
 # Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
@@ -131,6 +153,10 @@ WRONG = {
     "05.sinusoidal_encoding": lambda T, d: _sinusoid_by_formula(T, d)[:, torch.arange(d) ^ 1],  # sin↔cos
     "06.flops_per_token": lambda n, L, d, T: 6.0 * n + 6.0 * L * d * T,  # forward-only attention term ×3/2
     "06.mfu": lambda tps, fpt, peak: tps * fpt / (peak * 1e9),            # TFLOP/s read as GFLOP/s
+    "07.online_softmax_update": lambda m, l, x: (                         # the old sum not rescaled
+        torch.maximum(m, x.amax(-1)), l + torch.exp(x - torch.maximum(m, x.amax(-1))[..., None]).sum(-1)),
+    "07.block_dv": lambda q, k, lse, g, scale: (                          # the tile re-softmaxed alone
+        torch.softmax(scale * q @ k.transpose(-2, -1), dim=-1).transpose(-2, -1) @ g),
 }
 
 

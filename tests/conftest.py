@@ -15,3 +15,14 @@ def _close_figures():
 
     yield
     plt.close("all")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small models train fastest on one thread, above all on a shared machine (the learning tests)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

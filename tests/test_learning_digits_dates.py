@@ -27,18 +27,9 @@ from attnflex_lab.recipes.dates import dates_eval, new_model, translate
 from attnflex_lab.recipes.digits import predict
 from attnflex_lab.tasks import dates as D
 
-pytestmark = [pytest.mark.learning, pytest.mark.slow]
+pytestmark = [pytest.mark.learning, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 SEEDS = (0, 1, 2)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These small models train fastest on one thread, above all on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @functools.cache

@@ -10,20 +10,10 @@ claims about the trained models is checked here:
 """
 
 import pytest
-import torch
 
 from attnflex_lab.recipes import train_recipe
 
-pytestmark = [pytest.mark.learning, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These small models train fastest on one thread, above all on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.learning, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.mark.parametrize("task", ["sort", "reverse"])

@@ -1,4 +1,6 @@
-"""The sdpa backend gives zeros and zero gradients for queries with no allowed key, on every build.
+"""The three attention backends agree (values and gradients, fp32, random upstream gradients) under
+every kind of mask, and the sdpa backend gives zeros and zero gradients for queries with no allowed
+key, on every build.
 
 torch 2.13 on CPU returns zeros for a fully masked row, but older builds (the lower bound is torch
 2.3) and some CUDA kernels return NaN there, and the NaN then reaches every gradient of K and V.
@@ -67,6 +69,8 @@ def _masks():
     random[0, 1, 2] = False          # one query row with no key
     random[2, :, 5] = False          # a query with no key in every head
     return {
+        "no mask": (None, False),
+        "causal": (None, True),
         # right padding, every sequence has a key: no empty row (the plain case still agrees)
         "padding": (_key_padding([0, 0, 0], [7, 4, 2]), False),
         # one sequence entirely padding: all its rows are empty

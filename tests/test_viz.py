@@ -16,6 +16,7 @@ from attnflex_lab.viz import (
 )
 from attnflex_lab.viz._prep import prepare
 from attnflex_lab.viz.explore import draw_explorer
+from tests.widgets import find_widget
 
 
 @pytest.fixture(autouse=True)
@@ -185,17 +186,6 @@ def test_attention_figure_data_and_hover():
 
 # --- widget explorer ------------------------------------------------------------------------
 
-def _find(widget, description):
-    """Depth-first search of a widget tree for the control with this description."""
-    if getattr(widget, "description", None) == description:
-        return widget
-    for child in getattr(widget, "children", ()):
-        found = _find(child, description)
-        if found is not None:
-            return found
-    return None
-
-
 def test_explorer_weights_match_the_reference_math():
     q, k = torch.randn(5, 8), torch.randn(5, 8)
     got = explorer_weights(q, k, temperature=0.5, scaled=True)
@@ -230,8 +220,8 @@ def test_draw_explorer_shows_heatmap_and_chosen_query_bars():
 def test_explorer_builds_and_redraws_when_the_temperature_moves():
     q, k = torch.randn(6, 8), torch.randn(6, 8)
     box = explore_attention(q, k, WORDS, WORDS)
-    slider = _find(box, "temperature")
-    assert slider is not None and _find(box, "query") is not None and _find(box, "mask") is not None
+    slider = find_widget(box, "temperature")
+    assert slider is not None and find_widget(box, "query") is not None and find_widget(box, "mask") is not None
     first = plt.get_fignums()[-1]                           # drawn once when built
     before = np.asarray(plt.figure(first).axes[0].images[0].get_array()).copy()
     slider.value = 0.1
@@ -247,7 +237,7 @@ def test_explorer_builds_and_redraws_when_the_temperature_moves():
 def test_explorer_mask_menu_changes_the_drawing():
     q, k = torch.randn(5, 4), torch.randn(5, 4)
     box = explore_attention(q, k)
-    _find(box, "mask").value = "causal"
+    find_widget(box, "mask").value = "causal"
     drawn = np.asarray(plt.figure(plt.get_fignums()[-1]).axes[0].images[0].get_array())
     assert np.all(np.triu(drawn, k=1) == 0)
 

@@ -17,16 +17,7 @@ from attnflex_lab.modules import causal_mask, padding_mask
 from attnflex_lab.viz import explore_attention, explorer_weights, plot_attention
 from attnflex_lab.viz.explore import draw_explorer, explorer_mask
 from attnflex_lab.viz.heatmap import MASKED_LABEL
-
-
-def _find(widget, description):
-    if getattr(widget, "description", None) == description:
-        return widget
-    for child in getattr(widget, "children", ()):
-        found = _find(child, description)
-        if found is not None:
-            return found
-    return None
+from tests.widgets import find_widget
 
 
 def _qk(T, S, D=4, seed=0):
@@ -141,13 +132,13 @@ def test_explorer_causal_is_the_package_causal_mask(T, S):
 def test_explorer_widget_draws_the_mask_as_masked_when_T_differs_from_S():
     q, k = _qk(3, 6)
     box = explore_attention(q, k)
-    _find(box, "mask").value = "causal"
+    find_widget(box, "mask").value = "causal"
     drawn = plt.figure(plt.get_fignums()[-1]).axes[0].images[0].get_array()
     np.testing.assert_array_equal(np.ma.getmaskarray(drawn), ~causal_mask(3, 6).numpy())
-    _find(box, "mask").value = "padding"                              # default: a quarter of 6 keys -> 1
+    find_widget(box, "mask").value = "padding"                              # default: a quarter of 6 keys -> 1
     drawn = plt.figure(plt.get_fignums()[-1]).axes[0].images[0].get_array()
     assert np.ma.getmaskarray(drawn)[:, -1].all() and not np.ma.getmaskarray(drawn)[:, :-1].any()
-    _find(box, "mask").value = "none"
+    find_widget(box, "mask").value = "none"
     drawn = plt.figure(plt.get_fignums()[-1]).axes[0].images[0].get_array()
     assert not np.ma.getmaskarray(drawn).any()
 
@@ -162,7 +153,7 @@ def test_explorer_takes_arrays():
     mixed = explorer_weights(q, k.double().numpy(), temperature=1.0, scaled=False)  # array follows q's dtype
     assert mixed.dtype == torch.float32
     box = explore_attention(q.numpy(), k.numpy())
-    assert _find(box, "temperature") is not None
+    assert find_widget(box, "temperature") is not None
     with pytest.raises(TypeError, match="tensor or array of numbers"):
         explorer_weights([["a"]], k, temperature=1.0, scaled=True)
     with pytest.raises(TypeError, match="floating-point"):

@@ -1,0 +1,15 @@
+"""Attention elasticity (lesson 08): rule-switching card tasks, the Bayes observer, switching metrics.
+
+    tasks       seeded card tasks: setting A (pick the matching candidate) and B (WCST streams)
+    bayes       the exact Bayes-optimal observer for setting B, and a brute-force reference
+    metrics     switch cost, recovery, perseveration, retention, savings, attention shift (pure)
+    models      setting A choosers: attention pointers, MLP and GRU baselines
+    experiment  one model through a rule schedule, to criterion, with per-switch metrics
+    context     setting B: a causal transformer over trial tokens, trained and scored vs the observer
+"""
+
+from . import bayes, metrics, tasks
+from .bayes import bayes_observer
+from .tasks import RULES, switch_batch, wcst_stream
+
+__all__ = ["RULES", "bayes", "bayes_observer", "metrics", "switch_batch", "tasks", "wcst_stream"]

@@ -41,7 +41,8 @@ def test_recovery_steps_known_answers():
 def test_recovery_window_only_counts_the_new_phase():
     # window 3 straddling the switch would average in the old phase's 1.0s; it must not
     acc = [1.0] * 5 + [0.0, 1.0, 1.0, 1.0]
-    assert M.recovery_steps(acc, 5, level=1.0, window=3) == 3
+    # new-phase windows: [0] 0, [0, 1] 0.5, [0, 1, 1] 0.67 -> offset 2; straddling would give 0.67 at 0
+    assert M.recovery_steps(acc, 5, level=0.6, window=3) == 2
 
 
 @given(d=st.integers(0, 30), pre=st.integers(1, 20), post=st.integers(1, 20), w=st.integers(1, 5))

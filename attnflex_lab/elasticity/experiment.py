@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -96,13 +97,25 @@ def single_thread():
         torch.set_num_threads(before)
 
 
-def run_schedule(cfg: SwitchConfig, *, progress=None) -> RunResult:
-    """Train ``cfg.family`` through ``cfg.schedule``; returns the curves and the per-switch metrics."""
+def run_schedule(cfg: SwitchConfig, *, progress=None, callbacks=()) -> RunResult:
+    """Train ``cfg.family`` through ``cfg.schedule``; returns the curves and the per-switch metrics.
+
+    ``callbacks`` get ``on_fit_start(state)``, ``on_step_end(state)`` and ``on_fit_end(state)`` as in
+    ``fit``, with a state carrying ``step`` (updates done) and ``model`` — what
+    ``training.RecordAttention`` reads, so it records attention snapshots here too.
+    """
     with single_thread():
-        return _run_schedule(cfg, progress)
+        return _run_schedule(cfg, progress, callbacks)
 
 
-def _run_schedule(cfg: SwitchConfig, progress) -> RunResult:
+def _hook(callbacks, name: str, state) -> None:
+    for cb in callbacks:
+        method = getattr(cb, name, None)
+        if method is not None:
+            method(state)
+
+
+def _run_schedule(cfg: SwitchConfig, progress, callbacks) -> RunResult:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = build_model(cfg.family, k=cfg.k)
@@ -111,6 +124,8 @@ def _run_schedule(cfg: SwitchConfig, progress) -> RunResult:
     switch_steps, phase_steps, reached, probe_acc, probe_on = [], [], [], [], []
     switches, resets = [], 0
     prev_rule = None
+    state = SimpleNamespace(step=0, model=model, stop=False)
+    _hook(callbacks, "on_fit_start", state)
     for p, rule in enumerate(cfg.schedule):
         probe = _probe(rule, prev_rule, cfg, salt=p)
         if p > 0:
@@ -138,6 +153,8 @@ def _run_schedule(cfg: SwitchConfig, progress) -> RunResult:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            state.step += 1
+            _hook(callbacks, "on_step_end", state)
             if progress is not None:
                 progress()
             if hit_at is None and i + 1 >= cfg.min_phase_steps \
@@ -165,6 +182,7 @@ def _run_schedule(cfg: SwitchConfig, progress) -> RunResult:
                 "attention_shift": M.attention_shift(w_before.numpy(), w_after.numpy()),
             })
         prev_rule = rule
+    _hook(callbacks, "on_fit_end", state)
     first_same = [i for i, r in enumerate(cfg.schedule) if r == cfg.schedule[0]]
     sav = (M.savings(phase_steps[0], phase_steps[first_same[1]]) if len(first_same) > 1 else float("nan"))
     return RunResult(cfg.family, cfg.seed, np.array(acc), np.array(on_target), np.array(phase_of),

@@ -125,3 +125,41 @@ def wcst_stream(n: int, length: int, hazard: float, *, gen: torch.Generator | No
         since[:, t] = torch.where(sw, torch.zeros_like(since[:, t - 1]), since[:, t - 1] + 1)
     answers = torch.gather(cards, 2, rules.unsqueeze(-1)).squeeze(-1)            # (B, T)
     return WCSTStream(cards, rules, answers, since)
+
+
+@dataclass
+class DiagnosticBatch:
+    """Probe cards for reading which rule a chooser follows. B examples, K ≥ 4 candidates."""
+
+    query: torch.Tensor       # (B, 3) long
+    candidates: torch.Tensor  # (B, K, 3) long
+    slot_rule: torch.Tensor   # (B, K) long: the one rule each candidate matches on, −1 for none
+
+    def __len__(self) -> int:
+        return self.query.shape[0]
+
+    def mass_by_rule(self, weights: torch.Tensor) -> torch.Tensor:
+        """weights (…, B, K) over candidates -> (…, 4): mean mass on the colour, shape, number, no-match cards."""
+        onehot = torch.nn.functional.one_hot(self.slot_rule % (N_FEATURES + 1), N_FEATURES + 1)  # (B, K, 4)
+        # −1 % 4 = 3: the no-match column comes last
+        return torch.einsum("...bk,bkr->...r", weights.float(), onehot.float()) / len(self)
+
+
+def diagnostic_batch(n: int, *, k: int = 4, gen: torch.Generator | None = None) -> DiagnosticBatch:
+    """Candidate j < 3 matches the query on feature j only; the rest match on nothing (shuffled).
+
+    Whatever the current rule, exactly one candidate is right under it, so the attention on each
+    candidate reads off how much the model follows each rule.
+    """
+    if not isinstance(k, int) or k < N_FEATURES + 1:
+        raise ValueError(f"a diagnostic batch needs k >= {N_FEATURES + 1} candidates, got {k!r}")
+    gen = gen if gen is not None else torch.Generator().manual_seed(0)
+    query = torch.randint(0, N_VALUES, (n, N_FEATURES), generator=gen)                 # (B, 3)
+    cands = torch.empty(n, k, N_FEATURES, dtype=torch.long)
+    for j in range(k):
+        for f in range(N_FEATURES):
+            cands[:, j, f] = query[:, f] if f == j else _other_value(query[:, f], gen)
+    slot_rule = torch.tensor([j if j < N_FEATURES else -1 for j in range(k)]).expand(n, k)  # (B, K)
+    perm = torch.argsort(torch.rand(n, k, generator=gen), dim=1)                          # (B, K)
+    cands = torch.gather(cands, 1, perm.unsqueeze(-1).expand(-1, -1, N_FEATURES))         # (B, K, 3)
+    return DiagnosticBatch(query, cands, torch.gather(slot_rule, 1, perm))

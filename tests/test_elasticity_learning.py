@@ -23,6 +23,19 @@ def test_setting_a_targets(family):
         if family.startswith("pointer"):
             assert min(run.probe_on_target) >= 0.9, \
                 f"{family} seed {seed}: attention on target per phase {run.probe_on_target}"
-        # the switch is real: accuracy collapses right after each uncued switch
-        if family != "pointer_cued":
-            assert all(s["switch_cost"] > 0.5 for s in run.switches), run.switches
+        # lesson 08's claims (cpu, 5 seeds: see benchmarks/bench_elasticity.py), per run:
+        # errors after a switch are mostly perseverative (chance: 1/3)
+        persev = sum(s["perseverative_rate"] for s in run.switches) / len(run.switches)
+        assert persev > 0.6, f"{family} seed {seed}: perseverative rates {run.switches}"
+        recovery = sum(s["recovery_steps"] for s in run.switches) / len(run.switches)
+        if family in ("mlp", "gru"):       # the baselines re-learn slowly ...
+            assert recovery > 180, f"{family} seed {seed}: mean recovery {recovery} steps"
+        elif family != "pointer_reset":    # ... the attention pointers fast
+            assert recovery < 130, f"{family} seed {seed}: mean recovery {recovery} steps"
+        else:                              # and resetting Adam at the switch slows them down
+            assert recovery > 115, f"{family} seed {seed}: mean recovery {recovery} steps"
+        # a rule cue that never varies within a block is not used: the switch still costs everything,
+        # even on the return to a known rule, and the old rule is not retained
+        assert all(s["switch_cost"] > 0.5 for s in run.switches), run.switches
+        if family == "pointer_cued":
+            assert all(s["retention"] < 0.2 for s in run.switches), run.switches

@@ -115,6 +115,9 @@ class ContextCurve:
     observer: list[float]
     model_perseverative_rate: float   # share of the model's errors (lags 0..4) that give the old rule's answer
     count: list[int]                  # trials averaged at each lag
+    model_overall: float = float("nan")     # accuracy over every trial of every stream
+    observer_overall: float = float("nan")  # the observer's, same trials: optimal on average over these,
+    #                                         not at every lag (at lag 0 it still bets on the old rule)
 
 
 @torch.no_grad()
@@ -146,4 +149,4 @@ def evaluate_context(model: ContextTransformer, *, n: int = 2000, hazard: float 
     early = (s.since_switch <= 4) & (pred != s.answers)                      # errors soon after a switch
     persev = (pred == old_answer) & early
     rate = float(persev.sum() / early.sum()) if early.any() else float("nan")
-    return ContextCurve(lags, model_acc, obs_acc, rate, counts)
+    return ContextCurve(lags, model_acc, obs_acc, rate, counts, float(right.mean()), float(obs.mean()))

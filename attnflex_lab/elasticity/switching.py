@@ -34,8 +34,8 @@ class SwitchingResult:
 
 
 def weights_config(family: str, seed: int, profile_name: str, **overrides) -> SwitchConfig:
-    """The setting-A config for a family in a profile (smoke: tiny phases that just exercise the code)."""
-    sizes = by_profile(smoke=dict(max_phase_steps=40, hold_steps=5, min_phase_steps=20, probe_size=64),
+    """The setting-A config for a family in a profile (smoke: shorter practice after criterion, small probes)."""
+    sizes = by_profile(smoke=dict(max_phase_steps=300, hold_steps=30, min_phase_steps=20, probe_size=64),
                        cpu={}, gpu={}, profile_name=profile_name)
     extra = {"entropy_coef": ENTROPY_COEF} if family == "pointer_entropy" else {}
     return SwitchConfig(family=family, seed=seed, **{**sizes, **extra, **overrides})

@@ -138,11 +138,17 @@ class DiagnosticBatch:
     def __len__(self) -> int:
         return self.query.shape[0]
 
-    def mass_by_rule(self, weights: torch.Tensor) -> torch.Tensor:
-        """weights (…, B, K) over candidates -> (…, 4): mean mass on the colour, shape, number, no-match cards."""
+    def weights_by_rule(self, weights: torch.Tensor) -> torch.Tensor:
+        """weights (…, B, K) over candidates -> (…, B, 4): mass on the colour, shape, number, no-match cards."""
+        if weights.shape[-2:] != self.slot_rule.shape:
+            raise ValueError(f"weights end in {tuple(weights.shape[-2:])}, the probe is {tuple(self.slot_rule.shape)}")
         onehot = torch.nn.functional.one_hot(self.slot_rule % (N_FEATURES + 1), N_FEATURES + 1)  # (B, K, 4)
         # −1 % 4 = 3: the no-match column comes last
-        return torch.einsum("...bk,bkr->...r", weights.float(), onehot.float()) / len(self)
+        return torch.einsum("...bk,bkr->...br", weights.float(), onehot.float())
+
+    def mass_by_rule(self, weights: torch.Tensor) -> torch.Tensor:
+        """weights (…, B, K) -> (…, 4): mean mass on the colour, shape, number, no-match cards."""
+        return self.weights_by_rule(weights).mean(-2)
 
 
 def diagnostic_batch(n: int, *, k: int = 4, gen: torch.Generator | None = None) -> DiagnosticBatch:

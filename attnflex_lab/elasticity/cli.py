@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from ..profiles import PROFILES, profile
+from .models import FAMILIES
 
 
 def _clean(value):
@@ -32,14 +33,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="weights: rule switches re-learned by training (A); context: in-context WCST (B)")
     parser.add_argument("--profile", choices=PROFILES, default=None, help="default: ATTNFLEX_PROFILE / the machine")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per model family (default 5)")
+    parser.add_argument("--families", nargs="+", default=None, metavar="FAMILY",
+                        help="setting A model families (default: all of " + ", ".join(FAMILIES) + ")")
     parser.add_argument("--out", type=Path, default=Path("artifacts/flex"), help="folder for the CSV and JSON")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    unknown = [f for f in args.families or () if f not in FAMILIES]
+    if unknown:
+        parser.error(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
+    if args.families and args.setting == "context":
+        parser.error("--families applies to --setting weights only")
     from .switching import run_switching
 
     prof = args.profile or profile()
-    result = run_switching(args.setting, profile_name=prof, seeds=args.seeds, progress=True)
+    result = run_switching(args.setting, profile_name=prof, seeds=args.seeds, progress=True,
+                           families=tuple(args.families or FAMILIES))
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / f"flex_{args.setting}_curves.csv"
     with open(csv_path, "w", newline="") as f:

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..modules import TransformerBlock
 from .bayes import bayes_observer
+from .experiment import single_thread
 from .tasks import N_FEATURES, N_VALUES, wcst_stream
 
 TOKEN_WIDTH = 2 * N_FEATURES * N_VALUES + N_VALUES + 1  # card_t, card_{t-1}, a_{t-1}, "first trial" flag
@@ -85,6 +86,11 @@ def _lr(step: int, cfg: ContextConfig) -> float:
 
 def train_context(cfg: ContextConfig, *, progress=None) -> tuple[ContextTransformer, list[float]]:
     """Train on fresh streams; returns the model and the loss per step. ``progress(step)`` if given."""
+    with single_thread():  # small model: on a shared 2-core machine one thread was faster
+        return _train_context(cfg, progress)
+
+
+def _train_context(cfg: ContextConfig, progress) -> tuple[ContextTransformer, list[float]]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(10_000 + cfg.seed)
     model = ContextTransformer(cfg)

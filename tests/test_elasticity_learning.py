@@ -30,12 +30,17 @@ def test_setting_a_targets(family):
         recovery = sum(s["recovery_steps"] for s in run.switches) / len(run.switches)
         if family in ("mlp", "gru"):       # the baselines re-learn slowly ...
             assert recovery > 180, f"{family} seed {seed}: mean recovery {recovery} steps"
+        elif family == "pointer_cued_replay":  # replaying cued old rules: slower on new rules, but the
+            assert run.switches[-1]["switch_cost"] < 0.3, run.switches  # return to a known rule is cheap
+            assert sum(s["retention"] for s in run.switches) / len(run.switches) > 0.5, run.switches
         elif family != "pointer_reset":    # ... the attention pointers fast
             assert recovery < 130, f"{family} seed {seed}: mean recovery {recovery} steps"
         else:                              # and resetting Adam at the switch slows them down
             assert recovery > 115, f"{family} seed {seed}: mean recovery {recovery} steps"
         # a rule cue that never varies within a block is not used: the switch still costs everything,
         # even on the return to a known rule, and the old rule is not retained
-        assert all(s["switch_cost"] > 0.5 for s in run.switches), run.switches
+        assert all(s["switch_cost"] > 0.5 for s in run.switches[:2]), run.switches  # new rules cost everything
+        if family != "pointer_cued_replay":
+            assert run.switches[-1]["switch_cost"] > 0.5, run.switches              # and so does the return
         if family == "pointer_cued":
             assert all(s["retention"] < 0.2 for s in run.switches), run.switches

@@ -56,6 +56,8 @@ def test_run_schedule_calls_record_attention_and_checks_its_config():
         SwitchConfig(schedule=(0, 0, 1))
     with pytest.raises(ValueError, match="at least two phases"):
         SwitchConfig(schedule=(0,))
+    with pytest.raises(ValueError, match="replay needs a cued model"):
+        SwitchConfig(family="pointer", replay=0.25)
 
 
 def test_diagnostic_probe_has_one_candidate_per_rule():

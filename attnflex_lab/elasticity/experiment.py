@@ -37,6 +37,7 @@ class SwitchConfig:
     max_phase_steps: int = 1500           # ... and at most this long (criterion not reached)
     hold_steps: int = 100                 # steps of practice after criterion before the rule switches
     entropy_coef: float = 0.0             # pointer_entropy: loss + λ·H(attention)
+    replay: float = 0.0                   # cued only: share of each batch drawn from earlier rules (with their cue)
     metric_window: int = 10               # w for switch cost and the perseveration window
     recovery_window: int = 5              # trailing window for recovery_steps
     probe_size: int = 256                 # fixed held-out examples per phase for attention and retention
@@ -47,6 +48,11 @@ class SwitchConfig:
             raise ValueError(f"a schedule needs at least two phases to have a switch, got {self.schedule}")
         if any(a == b for a, b in zip(self.schedule, self.schedule[1:], strict=False)):
             raise ValueError(f"consecutive phases must change the rule, got {self.schedule}")
+        if not 0.0 <= self.replay < 1.0:
+            raise ValueError(f"replay is a share of each batch in [0, 1), got {self.replay}")
+        if self.replay and not self.family.startswith("pointer_cued"):
+            raise ValueError("replay needs a cued model: uncued, an old rule's examples carry wrong answers "
+                             "for the new rule")
         if self.min_phase_steps < max(self.criterion_window, self.metric_window, self.recovery_window):
             raise ValueError("min_phase_steps must cover the criterion, metric and recovery windows")
 
@@ -80,6 +86,21 @@ def _predict(model, batch):
     rule = torch.full((len(batch),), batch.rule, dtype=torch.long)
     logits, weights = model(batch.query, batch.candidates, rule)
     return logits.argmax(-1), weights
+
+
+def _replay_loss(model, cfg: SwitchConfig, seen: set, gen: torch.Generator) -> torch.Tensor | float:
+    """Cross-entropy on a few examples of earlier rules, each with its own cue (0 if none are due)."""
+    n = int(round(cfg.replay * cfg.batch_size))
+    if not n or not seen:
+        return 0.0
+    rules = sorted(seen)
+    old = [switch_batch(n, r, None, k=cfg.k, gen=gen) for r in rules]        # one small batch per old rule
+    query = torch.cat([b.query for b in old])                                # (R n, 3)
+    cands = torch.cat([b.candidates for b in old])                           # (R n, K, 3)
+    target = torch.cat([b.target for b in old])                              # (R n,)
+    cue = torch.cat([torch.full((n,), r, dtype=torch.long) for r in rules])  # (R n,)
+    logits, _ = model(query, cands, cue)
+    return (n / cfg.batch_size) * F.cross_entropy(logits, target)           # weighted by its share of a batch
 
 
 @contextmanager
@@ -138,6 +159,7 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks) -> RunResult:
             rule_t = torch.full((len(batch),), rule, dtype=torch.long)
             logits, weights = model(batch.query, batch.candidates, rule_t)      # (B, K), (B, K)
             choice = logits.argmax(-1)                                           # (B,)
+            replay_loss = _replay_loss(model, cfg, seen=set(cfg.schedule[:p]) - {rule}, gen=gen)
             acc.append(float((choice == batch.target).float().mean()))
             on_target.append(float(weights.detach().gather(1, batch.target[:, None]).mean()))
             phase_of.append(p)
@@ -147,7 +169,7 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks) -> RunResult:
                     and np.mean(acc[-3:]) < cfg.criterion - 0.3:
                 opt.state.clear()                # forget Adam's moments: the old gradients' scale and drift
                 reset_done, resets = True, resets + 1
-            loss = F.cross_entropy(logits, batch.target)
+            loss = F.cross_entropy(logits, batch.target) + replay_loss
             if cfg.entropy_coef:
                 loss = loss + cfg.entropy_coef * -(weights * weights.clamp_min(1e-12).log()).sum(-1).mean()
             opt.zero_grad(set_to_none=True)

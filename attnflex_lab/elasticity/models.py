@@ -24,7 +24,8 @@ from torch import nn
 from .tasks import N_FEATURES, N_VALUES
 
 CARD_WIDTH = N_FEATURES * N_VALUES   # 12: one-hot colour | shape | number
-FAMILIES = ("pointer", "pointer_temp", "pointer_entropy", "pointer_reset", "pointer_cued", "mlp", "gru")
+FAMILIES = ("pointer", "pointer_temp", "pointer_entropy", "pointer_reset", "pointer_cued", "pointer_cued_replay",
+            "mlp", "gru")
 
 
 @dataclass
@@ -122,7 +123,7 @@ def build_model(family: str, k: int = 4, **overrides) -> nn.Module:
     """The model for a family name (see ``FAMILIES``)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
-    cfg = ChooserConfig(k=k, cued=family == "pointer_cued", learned_temperature=family == "pointer_temp",
+    cfg = ChooserConfig(k=k, cued=family.startswith("pointer_cued"), learned_temperature=family == "pointer_temp",
                         **overrides)
     if family == "mlp":
         return MLPChooser(cfg)

@@ -21,6 +21,7 @@ from .models import FAMILIES
 
 SWITCH_METRICS = ("switch_cost", "recovery_steps", "perseverative_rate", "retention", "attention_shift")
 ENTROPY_COEF = 0.05   # λ for pointer_entropy
+REPLAY = 0.25         # pointer_cued_replay: a quarter of a batch's worth of examples from each earlier rule
 
 
 @dataclass
@@ -37,7 +38,8 @@ def weights_config(family: str, seed: int, profile_name: str, **overrides) -> Sw
     """The setting-A config for a family in a profile (smoke: shorter practice after criterion, small probes)."""
     sizes = by_profile(smoke=dict(max_phase_steps=300, hold_steps=30, min_phase_steps=20, probe_size=64),
                        cpu={}, gpu={}, profile_name=profile_name)
-    extra = {"entropy_coef": ENTROPY_COEF} if family == "pointer_entropy" else {}
+    extra = ({"entropy_coef": ENTROPY_COEF} if family == "pointer_entropy"
+             else {"replay": REPLAY} if family == "pointer_cued_replay" else {})
     return SwitchConfig(family=family, seed=seed, **{**sizes, **extra, **overrides})
 
 

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from attnflex_lab.elasticity.cli import _clean
+from attnflex_lab.elasticity.cli import json_safe
 from attnflex_lab.elasticity.models import FAMILIES
 from attnflex_lab.elasticity.switching import run_switching
 
@@ -66,7 +66,7 @@ def main() -> None:
         gap = max(o - m for m, o in zip(s["model_accuracy"][3:], s["observer_accuracy"][3:], strict=True))
         print(f"target (gpu): within 0.05 of the observer from 3 trials on: largest gap {gap:.3f}")
         out.update(setting_b=s, setting_b_seconds=round(b_seconds, 1))
-    print(json.dumps(_clean(out)))
+    print(json.dumps(json_safe(out)))
 
 
 if __name__ == "__main__":

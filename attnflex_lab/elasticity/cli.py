@@ -16,14 +16,14 @@ from ..profiles import PROFILES, profile
 from .models import FAMILIES
 
 
-def _clean(value):
+def json_safe(value):
     """JSON has no inf/NaN: write them as the strings "inf" / null."""
     if isinstance(value, float):
         return None if math.isnan(value) else ("inf" if math.isinf(value) else value)
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(f, fieldnames=list(result.curves[0]))
         writer.writeheader()
         writer.writerows(result.curves)
-    summary = _clean(result.summary)
+    summary = json_safe(result.summary)
     (args.out / f"flex_{args.setting}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
     return 0

@@ -37,6 +37,7 @@ class ContextConfig:
     batch_size: int = 64      # streams per step
     lr: float = 2e-3          # AdamW peak learning rate (cosine decay after a short warm-up)
     warmup: int = 100         # linear warm-up steps
+    embed: str = "mlp"        # token embedding: "mlp" (per-token MLP) or "linear" (the ablation)
     seed: int = 0
 
 
@@ -59,7 +60,10 @@ class ContextTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         C = cfg.d_model
-        self.embed = nn.Sequential(nn.Linear(TOKEN_WIDTH, 2 * C), nn.GELU(), nn.Linear(2 * C, C))
+        if cfg.embed not in ("mlp", "linear"):
+            raise ValueError(f"embed must be 'mlp' or 'linear', got {cfg.embed!r}")
+        self.embed = (nn.Sequential(nn.Linear(TOKEN_WIDTH, 2 * C), nn.GELU(), nn.Linear(2 * C, C))
+                      if cfg.embed == "mlp" else nn.Linear(TOKEN_WIDTH, C))
         self.pos = nn.Parameter(torch.zeros(cfg.length, C))
         self.blocks = nn.ModuleList(TransformerBlock(C, cfg.n_heads) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(C)

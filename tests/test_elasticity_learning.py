@@ -44,3 +44,8 @@ def test_setting_a_targets(family):
             assert run.switches[-1]["switch_cost"] > 0.5, run.switches              # and so does the return
         if family == "pointer_cued":
             assert all(s["retention"] < 0.2 for s in run.switches), run.switches
+        # ... but the cue speeds re-learning a known rule (5 seeds: 38 ± 5 steps cued, 71 ± 5 uncued)
+        if family == "pointer_cued":
+            assert run.switches[-1]["recovery_steps"] < 55, run.switches
+        if family == "pointer":
+            assert run.switches[-1]["recovery_steps"] > 55, run.switches

@@ -88,22 +88,27 @@ def _lr(step: int, cfg: ContextConfig) -> float:
     return cfg.lr * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
 
 
-def train_context(cfg: ContextConfig, *, progress=None) -> tuple[ContextTransformer, list[float]]:
-    """Train on fresh streams; returns the model and the loss per step. ``progress(step)`` if given."""
+def train_context(cfg: ContextConfig, *, progress=None, device: str | torch.device = "cpu"
+                  ) -> tuple[ContextTransformer, list[float]]:
+    """Train on fresh streams (drawn on the CPU, moved to ``device``); returns the model and the loss
+    per step. ``progress(step)`` is called after each step if given."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        return _train_context(cfg, progress, device)
     with single_thread():  # small model: on a shared 2-core machine one thread was faster
-        return _train_context(cfg, progress)
+        return _train_context(cfg, progress, device)
 
 
-def _train_context(cfg: ContextConfig, progress) -> tuple[ContextTransformer, list[float]]:
+def _train_context(cfg: ContextConfig, progress, device: torch.device) -> tuple[ContextTransformer, list[float]]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(10_000 + cfg.seed)
-    model = ContextTransformer(cfg)
+    model = ContextTransformer(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     losses = []
     for step in range(cfg.steps):
         s = wcst_stream(cfg.batch_size, cfg.length, cfg.hazard, gen=gen)
-        logits = model(trial_tokens(s.cards, s.answers))                   # (B, T, 4)
-        loss = F.cross_entropy(logits.reshape(-1, N_VALUES), s.answers.reshape(-1))
+        logits = model(trial_tokens(s.cards, s.answers).to(device))        # (B, T, 4)
+        loss = F.cross_entropy(logits.reshape(-1, N_VALUES), s.answers.to(device).reshape(-1))
         for group in opt.param_groups:
             group["lr"] = _lr(step, cfg)
         opt.zero_grad(set_to_none=True)
@@ -139,7 +144,8 @@ def evaluate_context(model: ContextTransformer, *, n: int = 2000, hazard: float 
     s = wcst_stream(n, cfg.length, h, gen=torch.Generator().manual_seed(seed))
     was = model.training
     model.eval()
-    pred = model(trial_tokens(s.cards, s.answers)).argmax(-1)               # (B, T)
+    device = next(model.parameters()).device
+    pred = model(trial_tokens(s.cards, s.answers).to(device)).argmax(-1).cpu()  # (B, T)
     model.train(was)
     obs = bayes_observer(s.cards, s.answers, h).correct                     # (B, T)
     right = (pred == s.answers).double()                                    # (B, T)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..device import pick_device
 from ..profiles import PROFILES, by_profile
 from . import metrics as M
 from .context import ContextConfig, evaluate_context, train_context
@@ -75,7 +76,11 @@ def _summarise(rows: list[dict]) -> dict:
 
 def run_switching(setting: str = "weights", *, profile_name: str = "cpu", seeds: int | list[int] = 5,
                   families: tuple[str, ...] = FAMILIES, progress: bool = False, **overrides) -> SwitchingResult:
-    """Run setting ``"weights"`` (A) or ``"context"`` (B) for ``seeds`` (a count, or the list of seeds)."""
+    """Run setting ``"weights"`` (A) or ``"context"`` (B) for ``seeds`` (a count, or the list of seeds).
+
+    Setting A's models are tiny (batches of 32, a few thousand weights) and run on the CPU, where
+    they are fastest; setting B's transformer trains on ``pick_device()``.
+    """
     if setting not in ("weights", "context"):
         raise ValueError(f"setting must be 'weights' or 'context', got {setting!r}")
     if profile_name not in PROFILES:
@@ -111,7 +116,7 @@ def run_switching(setting: str = "weights", *, profile_name: str = "cpu", seeds:
     bar = tqdm(total=sum(c.steps for c in cfgs), desc="setting B steps", disable=not progress)
     runs, curves = [], []
     for cfg in cfgs:
-        model, losses = train_context(cfg, progress=lambda _: bar.update())
+        model, losses = train_context(cfg, progress=lambda _: bar.update(), device=pick_device())
         curve = evaluate_context(model, n=by_profile(smoke=200, cpu=2000, gpu=4000, profile_name=profile_name))
         runs.append(curve)
         curves += [{"family": "transformer", "seed": cfg.seed, "step": i, "loss": loss}

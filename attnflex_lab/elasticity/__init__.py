@@ -6,10 +6,15 @@
     models      setting A choosers: attention pointers, MLP and GRU baselines
     experiment  one model through a rule schedule, to criterion, with per-switch metrics
     context     setting B: a causal transformer over trial tokens, trained and scored vs the observer
+    switching   run_switching(): either setting, sized by the profile, over seeds, mean ± 95 % CI
+    plots       lesson 08's figures (ax=None -> a new figure; returns the Axes)
+    cli         `python -m attnflex_lab flex`
 """
 
 from . import bayes, metrics, tasks
 from .bayes import bayes_observer
+from .switching import SwitchingResult, run_switching
 from .tasks import RULES, switch_batch, wcst_stream
 
-__all__ = ["RULES", "bayes", "bayes_observer", "metrics", "switch_batch", "tasks", "wcst_stream"]
+__all__ = ["RULES", "SwitchingResult", "bayes", "bayes_observer", "metrics", "run_switching", "switch_batch",
+           "tasks", "wcst_stream"]

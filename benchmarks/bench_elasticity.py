@@ -40,9 +40,9 @@ def main() -> None:
     a_seconds = time.perf_counter() - t0
     table = a.summary["families"]
     print(f"\nsetting A: {args.seeds} seeds, mean ± 95% CI over seeds ({a_seconds:.0f} s)")
-    print(f"{'family':<16}" + "".join(f"{m[:18]:>20}" for m in SHOWN))
+    print(f"{'family':<20}" + "".join(f"{m[:18]:>20}" for m in SHOWN))
     for fam in FAMILIES:
-        print(f"{fam:<16}" + "".join(f"{table[fam][m]['mean']:>11.3f} ± {table[fam][m]['ci95'] or 0:<6.3f}"
+        print(f"{fam:<20}" + "".join(f"{table[fam][m]['mean']:>11.3f} ± {table[fam][m]['ci95'] or 0:<6.3f}"
                                      for m in SHOWN))
     reached = all(r.reached[i] and r.probe_acc[i] >= 0.95 for r in a.runs for i in range(len(r.reached)))
     on_target = min(min(r.probe_on_target) for r in a.runs if r.family.startswith("pointer"))

@@ -21,6 +21,7 @@ from torch import nn
 from ..modules import TransformerBlock
 from .bayes import bayes_observer
 from .experiment import single_thread
+from .metrics import perseverative_rate
 from .tasks import N_FEATURES, N_VALUES, wcst_stream
 
 TOKEN_WIDTH = 2 * N_FEATURES * N_VALUES + N_VALUES + 1  # card_t, card_{t-1}, a_{t-1}, "first trial" flag
@@ -133,6 +134,7 @@ class ContextCurve:
     model_overall: float = float("nan")     # accuracy over every trial of every stream
     observer_overall: float = float("nan")  # the observer's, same trials: optimal on average over these,
     #                                         not at every lag (at lag 0 it still bets on the old rule)
+    observer_perseverative_rate: float = float("nan")  # the same share for the observer's argmax guesses
 
 
 @torch.no_grad()
@@ -147,7 +149,9 @@ def evaluate_context(model: ContextTransformer, *, n: int = 2000, hazard: float 
     device = next(model.parameters()).device
     pred = model(trial_tokens(s.cards, s.answers).to(device)).argmax(-1).cpu()  # (B, T)
     model.train(was)
-    obs = bayes_observer(s.cards, s.answers, h).correct                     # (B, T)
+    observer = bayes_observer(s.cards, s.answers, h)
+    obs = observer.correct                                                  # (B, T)
+    obs_pred = observer.predictive.argmax(-1)                               # (B, T), ties to the lowest value
     right = (pred == s.answers).double()                                    # (B, T)
     # the old rule's answer at each trial: the rule before the last switch
     prev_rule = torch.cat([s.rules[:, :1], s.rules[:, :-1]], 1)             # (B, T)
@@ -162,7 +166,7 @@ def evaluate_context(model: ContextTransformer, *, n: int = 2000, hazard: float 
         counts.append(int(m.sum()))
         model_acc.append(float(right[m].mean()) if m.any() else float("nan"))
         obs_acc.append(float(obs[m].mean()) if m.any() else float("nan"))
-    early = (s.since_switch <= 4) & (pred != s.answers)                      # errors soon after a switch
-    persev = (pred == old_answer) & early
-    rate = float(persev.sum() / early.sum()) if early.any() else float("nan")
-    return ContextCurve(lags, model_acc, obs_acc, rate, counts, float(right.mean()), float(obs.mean()))
+    early = s.since_switch <= 4                                              # the first 5 trials of a rule
+    rate = perseverative_rate(pred[early].numpy(), old_answer[early].numpy(), s.answers[early].numpy())
+    obs_rate = perseverative_rate(obs_pred[early].numpy(), old_answer[early].numpy(), s.answers[early].numpy())
+    return ContextCurve(lags, model_acc, obs_acc, rate, counts, float(right.mean()), float(obs.mean()), obs_rate)

@@ -58,6 +58,8 @@ def _finite_mean(values) -> float:
 
 
 def _per_seed(run: RunResult) -> dict:
+    """One seed's row: each switch metric averaged over its switches; the accuracy and the attention
+    on the target are the *lowest* over the phases, each read on its probe at the end of the phase."""
     row = {m: _finite_mean([s[m] for s in run.switches if not math.isnan(s[m])]) for m in SWITCH_METRICS}
     row["savings"] = run.savings
     row["pre_switch_accuracy"] = float(min(run.probe_acc))

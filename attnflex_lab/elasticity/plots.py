@@ -90,10 +90,16 @@ def plot_family_comparison(summary: dict, metric: str, *, ax=None):
     return ax
 
 
-def plot_context_curve(lag, model_acc, observer_acc, *, model_ci=None, ax=None, chance: float | None = None):
-    """Accuracy by trials since a switch: the trained model beside the Bayes-optimal observer."""
+def plot_context_curve(lag, model_acc, observer_acc, *, model_ci=None, others: dict | None = None, ax=None,
+                       chance: float | None = None):
+    """Accuracy by trials since a switch: the trained model beside the Bayes-optimal observer (and
+    ``others``: {label: accuracies by lag}, e.g. a hand-written baseline)."""
     ax = _axes(ax, (5, 3))
     ax.plot(lag, observer_acc, "o-", color="k", label="Bayes observer")
+    for i, (label, acc) in enumerate((others or {}).items()):
+        if len(acc) != len(lag):
+            raise ValueError(f"{label!r} has {len(acc)} accuracies for {len(lag)} lags")
+        ax.plot(lag, acc, "^--", color=("tab:purple", "tab:green", "tab:brown")[i % 3], label=label)
     if model_ci is not None:
         ax.errorbar(lag, model_acc, yerr=[c or 0 for c in model_ci], fmt="s-", color="tab:orange",
                     capsize=3, label="transformer")

@@ -36,7 +36,7 @@ class ObserverResult:
     correct: torch.Tensor     # (B, T): expected accuracy of the argmax guess (ties split evenly)
 
 
-def _check_stream(cards: torch.Tensor, answers: torch.Tensor, hazard: float) -> None:
+def check_stream(cards: torch.Tensor, answers: torch.Tensor, hazard: float) -> None:
     if cards.dim() != 3 or cards.shape[-1] != N_FEATURES:
         raise ValueError(f"cards must have shape (B, T, {N_FEATURES}), got {tuple(cards.shape)}")
     if answers.shape != cards.shape[:2]:
@@ -47,7 +47,7 @@ def _check_stream(cards: torch.Tensor, answers: torch.Tensor, hazard: float) -> 
 
 def bayes_observer(cards: torch.Tensor, answers: torch.Tensor, hazard: float) -> ObserverResult:
     """Exact filtering (float64) over the rules for streams ``cards (B, T, 3)``, ``answers (B, T)``."""
-    _check_stream(cards, answers, hazard)
+    check_stream(cards, answers, hazard)
     B, T, _ = cards.shape
     match_value = torch.nn.functional.one_hot(cards.long(), N_VALUES).double()   # (B, T, 3, 4)
     pi = torch.full((B, N_FEATURES), 1.0 / N_FEATURES, dtype=torch.float64)     # (B, 3)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .bayes import _check_stream
+from .bayes import check_stream
 from .tasks import N_FEATURES, N_VALUES
 
 
@@ -29,7 +29,7 @@ def attentional_updating(cards: torch.Tensor, answers: torch.Tensor, rate: float
 
     Accuracy is that of the argmax guess, ties split evenly (as for the Bayes observer).
     """
-    _check_stream(cards, answers, 0.0)
+    check_stream(cards, answers, 0.0)
     if not 0.0 < rate <= 1.0:
         raise ValueError(f"rate (λ) must be in (0, 1], got {rate!r}")
     if focus < 0:

@@ -18,12 +18,26 @@ import time
 
 import torch
 
+from attnflex_lab.elasticity.bishara import attentional_updating, fit_attentional_updating
 from attnflex_lab.elasticity.cli import json_safe
 from attnflex_lab.elasticity.models import FAMILIES
-from attnflex_lab.elasticity.switching import run_switching
+from attnflex_lab.elasticity.switching import context_config, run_switching
+from attnflex_lab.elasticity.tasks import wcst_stream
 
 SHOWN = ("switch_cost", "recovery_steps", "perseverative_rate", "retention", "savings", "attention_shift",
          "pre_switch_accuracy", "on_target_after_recovery")
+
+
+def attentional_updating_curve(profile: str, lags: list[int]) -> dict:
+    """Bishara et al.'s attentional-updating model, (λ, f) fitted on 1,000 streams, scored by lag on
+    the 2,000 held-out streams evaluate_context uses (seed 123)."""
+    cfg = context_config(0, profile)
+    fit = wcst_stream(1000, cfg.length, cfg.hazard, gen=torch.Generator().manual_seed(7))
+    rate, focus, _ = fit_attentional_updating(fit.cards, fit.answers)
+    test = wcst_stream(2000, cfg.length, cfg.hazard, gen=torch.Generator().manual_seed(123))
+    _, correct = attentional_updating(test.cards, test.answers, rate, focus)
+    return {"rate": rate, "focus": focus,
+            "accuracy": [round(float(correct[test.since_switch == k].mean()), 4) for k in lags]}
 
 
 def main() -> None:
@@ -61,11 +75,14 @@ def main() -> None:
         print(f"{'transformer':<22}" + "".join(f"{x:>7.3f}" for x in s["model_accuracy"]))
         print(f"{'  ± 95% CI':<22}" + "".join(f"{(x or 0):>7.3f}" for x in s["model_accuracy_ci95"]))
         print(f"{'Bayes observer':<22}" + "".join(f"{x:>7.3f}" for x in s["observer_accuracy"]))
+        au = attentional_updating_curve(args.profile, s["trials_since_switch"])
+        print(f"{'attentional updating':<22}" + "".join(f"{x:>7.3f}" for x in au["accuracy"])
+              + f"   (λ={au['rate']}, f={au['focus']:g}, fitted on other streams)")
         print(f"model perseverative rate (lags 0-4): {s['model_perseverative_rate']:.3f}")
         print(f"target (cpu): ≥ 0.8 at 5 trials after a switch: {s['model_accuracy'][5]:.3f}")
         gap = max(o - m for m, o in zip(s["model_accuracy"][3:], s["observer_accuracy"][3:], strict=True))
         print(f"target (gpu): within 0.05 of the observer from 3 trials on: largest gap {gap:.3f}")
-        out.update(setting_b=s, setting_b_seconds=round(b_seconds, 1))
+        out.update(setting_b=s, setting_b_seconds=round(b_seconds, 1), attentional_updating=au)
     print(json.dumps(json_safe(out)))
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m attnflex_lab doctor | train | bench``."""
+"""Command line: ``python -m attnflex_lab doctor | train | bench | flex``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("names", nargs="*", help="e.g. ops (runs benchmarks/bench_ops.py)")
     sub.add_parser("train", add_help=False,
                    help="train a recipe (--task NAME); prints one JSON line of final metrics")
+    sub.add_parser("flex", add_help=False,
+                   help="attention elasticity: rule-switching experiment (--setting weights|context)")
     args, rest = parser.parse_known_args(argv)
     if args.command == "doctor":
         if rest:
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         from .cli_train import main as train_main
 
         return train_main(rest)
+    if args.command == "flex":
+        from .elasticity.cli import main as flex_main
+
+        return flex_main(rest)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

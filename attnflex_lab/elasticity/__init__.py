@@ -1,0 +1,21 @@
+"""Attention elasticity (lesson 08): rule-switching card tasks, the Bayes observer, switching metrics.
+
+    tasks       seeded card tasks: setting A (pick the matching candidate) and B (WCST streams)
+    bayes       the exact Bayes-optimal observer for setting B, and a brute-force reference
+    metrics     switch cost, recovery, perseveration, retention, savings, attention shift (pure)
+    models      setting A choosers: attention pointers, MLP and GRU baselines
+    experiment  one model through a rule schedule, to criterion, with per-switch metrics
+    context     setting B: a causal transformer over trial tokens, trained and scored vs the observer
+    bishara     setting B: the attentional-updating model (Bishara et al. 2010), a hand-written baseline
+    switching   run_switching(): either setting, sized by the profile, over seeds, mean ± 95 % CI
+    plots       lesson 08's figures (ax=None -> a new figure; returns the Axes)
+    cli         `python -m attnflex_lab flex`
+"""
+
+from . import bayes, metrics, tasks
+from .bayes import bayes_observer
+from .switching import SwitchingResult, run_switching
+from .tasks import RULES, switch_batch, wcst_stream
+
+__all__ = ["RULES", "SwitchingResult", "bayes", "bayes_observer", "metrics", "run_switching", "switch_batch",
+           "tasks", "wcst_stream"]

@@ -1,0 +1,172 @@
+"""Setting B: a causal transformer that must find the hidden rule from the feedback in its context.
+
+Each position is one trial. Its token carries the current card and the previous trial's card and
+answer (the feedback), so token t reads "card_{t-1} was sorted to a_{t-1}; now here is card_t" and the
+model predicts a_t. A small per-token MLP can tell which features of card_{t-1} matched a_{t-1}
+(the evidence about the rule); causal attention over the earlier tokens has to weigh that evidence
+by recency to track a rule that switches without warning. Weights are fixed at test time.
+
+Training is a plain loop on freshly drawn streams (an endless task: no epochs, no validation split),
+which is why it does not go through ``fit``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..modules import TransformerBlock
+from .bayes import bayes_observer
+from .experiment import single_thread
+from .metrics import perseverative_rate
+from .tasks import N_FEATURES, N_VALUES, wcst_stream
+
+TOKEN_WIDTH = 2 * N_FEATURES * N_VALUES + N_VALUES + 1  # card_t, card_{t-1}, a_{t-1}, "first trial" flag
+
+
+@dataclass
+class ContextConfig:
+    length: int = 40          # T: trials per stream
+    hazard: float = 0.05      # h: probability per trial that the rule switches
+    d_model: int = 64         # C: residual width
+    n_heads: int = 4          # H: heads per layer
+    n_layers: int = 2         # L: transformer blocks
+    steps: int = 2000         # optimizer steps (a fresh batch of streams each)
+    batch_size: int = 64      # streams per step
+    lr: float = 2e-3          # AdamW peak learning rate (cosine decay after a short warm-up)
+    warmup: int = 100         # linear warm-up steps
+    embed: str = "mlp"        # token embedding: "mlp" (per-token MLP) or "linear" (the ablation)
+    seed: int = 0
+
+
+def trial_tokens(cards: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+    """cards (B, T, 3), answers (B, T) -> float tokens (B, T, TOKEN_WIDTH); token t hides a_t."""
+    B, T, _ = cards.shape
+    card = F.one_hot(cards, N_VALUES).float().reshape(B, T, -1)           # (B, T, 3) -> (B, T, 12)
+    prev_card = torch.cat([torch.zeros_like(card[:, :1]), card[:, :-1]], 1)  # (B, T, 12), shifted right
+    ans = F.one_hot(answers, N_VALUES).float()                             # (B, T, 4)
+    prev_ans = torch.cat([torch.zeros_like(ans[:, :1]), ans[:, :-1]], 1)   # (B, T, 4)
+    first = torch.zeros(B, T, 1)
+    first[:, 0] = 1.0                                                      # (B, T, 1)
+    return torch.cat([card, prev_card, prev_ans, first], -1)               # (B, T, 29)
+
+
+class ContextTransformer(nn.Module):
+    """Trial tokens (B, T, 29) -> answer logits (B, T, 4), causal: trial t sees trials ≤ t."""
+
+    def __init__(self, cfg: ContextConfig):
+        super().__init__()
+        self.cfg = cfg
+        C = cfg.d_model
+        if cfg.embed not in ("mlp", "linear"):
+            raise ValueError(f"embed must be 'mlp' or 'linear', got {cfg.embed!r}")
+        self.embed = (nn.Sequential(nn.Linear(TOKEN_WIDTH, 2 * C), nn.GELU(), nn.Linear(2 * C, C))
+                      if cfg.embed == "mlp" else nn.Linear(TOKEN_WIDTH, C))
+        self.pos = nn.Parameter(torch.zeros(cfg.length, C))
+        self.blocks = nn.ModuleList(TransformerBlock(C, cfg.n_heads) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(C)
+        self.head = nn.Linear(C, N_VALUES)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 3 or tokens.shape[-1] != TOKEN_WIDTH:
+            raise ValueError(f"tokens must have shape (B, T, {TOKEN_WIDTH}), got {tuple(tokens.shape)}")
+        T = tokens.shape[1]
+        if T > self.cfg.length:
+            raise ValueError(f"T={T} trials exceeds the model's length={self.cfg.length}")
+        x = self.embed(tokens) + self.pos[:T]          # (B, T, 29) -> (B, T, C)
+        for block in self.blocks:
+            x = block(x, causal=True)                  # (B, T, C)
+        return self.head(self.ln_f(x))                 # (B, T, C) -> (B, T, 4)
+
+
+def _lr(step: int, cfg: ContextConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
+
+
+def train_context(cfg: ContextConfig, *, progress=None, device: str | torch.device = "cpu"
+                  ) -> tuple[ContextTransformer, list[float]]:
+    """Train on fresh streams (drawn on the CPU, moved to ``device``); returns the model and the loss
+    per step. ``progress(step)`` is called after each step if given."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        return _train_context(cfg, progress, device)
+    with single_thread():  # small model: on a shared 2-core machine one thread was faster
+        return _train_context(cfg, progress, device)
+
+
+def _train_context(cfg: ContextConfig, progress, device: torch.device) -> tuple[ContextTransformer, list[float]]:
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(10_000 + cfg.seed)
+    model = ContextTransformer(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    losses = []
+    for step in range(cfg.steps):
+        s = wcst_stream(cfg.batch_size, cfg.length, cfg.hazard, gen=gen)
+        logits = model(trial_tokens(s.cards, s.answers).to(device))        # (B, T, 4)
+        loss = F.cross_entropy(logits.reshape(-1, N_VALUES), s.answers.to(device).reshape(-1))
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if progress is not None:
+            progress(step)
+    return model, losses
+
+
+@dataclass
+class ContextCurve:
+    """Accuracy by trials since the last switch (0..max_lag), for the model and the Bayes observer."""
+
+    lag: list[int]
+    model: list[float]
+    observer: list[float]
+    model_perseverative_rate: float   # share of the model's errors (lags 0..4) that give the old rule's answer
+    count: list[int]                  # trials averaged at each lag
+    model_overall: float = float("nan")     # accuracy over every trial of every stream
+    observer_overall: float = float("nan")  # the observer's, same trials: optimal on average over these,
+    #                                         not at every lag (at lag 0 it still bets on the old rule)
+    observer_perseverative_rate: float = float("nan")  # the same share for the observer's argmax guesses
+
+
+@torch.no_grad()
+def evaluate_context(model: ContextTransformer, *, n: int = 2000, hazard: float | None = None,
+                     max_lag: int = 9, seed: int = 123) -> ContextCurve:
+    """Held-out streams: the model's argmax accuracy and the observer's, by trials since a switch."""
+    cfg = model.cfg
+    h = cfg.hazard if hazard is None else hazard
+    s = wcst_stream(n, cfg.length, h, gen=torch.Generator().manual_seed(seed))
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    pred = model(trial_tokens(s.cards, s.answers).to(device)).argmax(-1).cpu()  # (B, T)
+    model.train(was)
+    observer = bayes_observer(s.cards, s.answers, h)
+    obs = observer.correct                                                  # (B, T)
+    obs_pred = observer.predictive.argmax(-1)                               # (B, T), ties to the lowest value
+    right = (pred == s.answers).double()                                    # (B, T)
+    # the old rule's answer at each trial: the rule before the last switch
+    prev_rule = torch.cat([s.rules[:, :1], s.rules[:, :-1]], 1)             # (B, T)
+    old_rule = prev_rule.clone()
+    for t in range(1, cfg.length):  # carry the pre-switch rule forward until the next switch
+        old_rule[:, t] = torch.where(s.since_switch[:, t] == 0, s.rules[:, t - 1], old_rule[:, t - 1])
+    old_answer = torch.gather(s.cards, 2, old_rule.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    lags = list(range(max_lag + 1))
+    model_acc, obs_acc, counts = [], [], []
+    for k in lags:
+        m = s.since_switch == k
+        counts.append(int(m.sum()))
+        model_acc.append(float(right[m].mean()) if m.any() else float("nan"))
+        obs_acc.append(float(obs[m].mean()) if m.any() else float("nan"))
+    early = s.since_switch <= 4                                              # the first 5 trials of a rule
+    rate = perseverative_rate(pred[early].numpy(), old_answer[early].numpy(), s.answers[early].numpy())
+    obs_rate = perseverative_rate(obs_pred[early].numpy(), old_answer[early].numpy(), s.answers[early].numpy())
+    return ContextCurve(lags, model_acc, obs_acc, rate, counts, float(right.mean()), float(obs.mean()), obs_rate)

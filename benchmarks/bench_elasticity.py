@@ -1,0 +1,90 @@
+"""Lesson 08's numbers: setting A (every family, mean ± 95 % CI over seeds) and setting B (the
+in-context transformer by trials since a switch, beside the Bayes observer).
+
+Prints the setting-A table, the setting-B curve and the targets from issue 9 with whether they were
+met, then one JSON line. Seconds are wall-clock on this machine, whatever else is running on it.
+
+    .venv/bin/python benchmarks/bench_elasticity.py                       # cpu profile, 5 seeds, B: 3 seeds
+    .venv/bin/python benchmarks/bench_elasticity.py --profile gpu --context-seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import torch
+
+from attnflex_lab.elasticity.bishara import attentional_updating, fit_attentional_updating
+from attnflex_lab.elasticity.cli import json_safe
+from attnflex_lab.elasticity.models import FAMILIES
+from attnflex_lab.elasticity.switching import context_config, run_switching
+from attnflex_lab.elasticity.tasks import wcst_stream
+
+SHOWN = ("switch_cost", "recovery_steps", "perseverative_rate", "retention", "savings", "attention_shift",
+         "pre_switch_accuracy", "on_target_after_recovery")
+
+
+def attentional_updating_curve(profile: str, lags: list[int]) -> dict:
+    """Bishara et al.'s attentional-updating model, (λ, f) fitted on 1,000 streams, scored by lag on
+    the 2,000 held-out streams evaluate_context uses (seed 123)."""
+    cfg = context_config(0, profile)
+    fit = wcst_stream(1000, cfg.length, cfg.hazard, gen=torch.Generator().manual_seed(7))
+    rate, focus, _ = fit_attentional_updating(fit.cards, fit.answers)
+    test = wcst_stream(2000, cfg.length, cfg.hazard, gen=torch.Generator().manual_seed(123))
+    _, correct = attentional_updating(test.cards, test.answers, rate, focus)
+    return {"rate": rate, "focus": focus,
+            "accuracy": [round(float(correct[test.since_switch == k].mean()), 4) for k in lags]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seeds", type=int, default=5, help="setting A seeds per family")
+    parser.add_argument("--context-seeds", type=int, default=3, help="setting B seeds (each trains a transformer)")
+    parser.add_argument("--skip-context", action="store_true")
+    args = parser.parse_args()
+    print(f"profile={args.profile} cpus={os.cpu_count()} torch={torch.__version__} python={platform.python_version()}")
+
+    t0 = time.perf_counter()
+    a = run_switching("weights", profile_name=args.profile, seeds=args.seeds, families=FAMILIES)
+    a_seconds = time.perf_counter() - t0
+    table = a.summary["families"]
+    print(f"\nsetting A: {args.seeds} seeds, mean ± 95% CI over seeds ({a_seconds:.0f} s)")
+    print(f"{'family':<20}" + "".join(f"{m[:18]:>20}" for m in SHOWN))
+    for fam in FAMILIES:
+        print(f"{fam:<20}" + "".join(f"{table[fam][m]['mean']:>11.3f} ± {table[fam][m]['ci95'] or 0:<6.3f}"
+                                     for m in SHOWN))
+    reached = all(r.reached[i] and r.probe_acc[i] >= 0.95 for r in a.runs for i in range(len(r.reached)))
+    on_target = min(min(r.probe_on_target) for r in a.runs if r.family.startswith("pointer"))
+    print(f"target: every family ≥ 0.95 on every rule before its switch: {'met' if reached else 'NOT met'}")
+    print(f"target: pointers ≥ 0.9 attention on the target after recovery: lowest {on_target:.3f} "
+          f"({'met' if on_target >= 0.9 else 'NOT met'})")
+    out = {"setting_a": a.summary, "setting_a_seconds": round(a_seconds, 1)}
+
+    if not args.skip_context:
+        t0 = time.perf_counter()
+        b = run_switching("context", profile_name=args.profile, seeds=args.context_seeds)
+        b_seconds = time.perf_counter() - t0
+        s = b.summary
+        print(f"\nsetting B: hazard {s['hazard']}, {args.context_seeds} seeds ({b_seconds:.0f} s)")
+        print(f"{'trials since switch':<22}" + "".join(f"{k:>7}" for k in s["trials_since_switch"]))
+        print(f"{'transformer':<22}" + "".join(f"{x:>7.3f}" for x in s["model_accuracy"]))
+        print(f"{'  ± 95% CI':<22}" + "".join(f"{(x or 0):>7.3f}" for x in s["model_accuracy_ci95"]))
+        print(f"{'Bayes observer':<22}" + "".join(f"{x:>7.3f}" for x in s["observer_accuracy"]))
+        au = attentional_updating_curve(args.profile, s["trials_since_switch"])
+        print(f"{'attentional updating':<22}" + "".join(f"{x:>7.3f}" for x in au["accuracy"])
+              + f"   (λ={au['rate']}, f={au['focus']:g}, fitted on other streams)")
+        print(f"model perseverative rate (lags 0-4): {s['model_perseverative_rate']:.3f}")
+        print(f"target (cpu): ≥ 0.8 at 5 trials after a switch: {s['model_accuracy'][5]:.3f}")
+        gap = max(o - m for m, o in zip(s["model_accuracy"][3:], s["observer_accuracy"][3:], strict=True))
+        print(f"target (gpu): within 0.05 of the observer from 3 trials on: largest gap {gap:.3f}")
+        out.update(setting_b=s, setting_b_seconds=round(b_seconds, 1), attentional_updating=au)
+    print(json.dumps(json_safe(out)))
+
+
+if __name__ == "__main__":
+    main()

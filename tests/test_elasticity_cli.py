@@ -1,0 +1,73 @@
+"""The flex CLI and run_switching: files written, one JSON line last on stdout, clear errors."""
+
+import csv
+import json
+import math
+
+import pytest
+
+from attnflex_lab.__main__ import main
+from attnflex_lab.elasticity.switching import SWITCH_METRICS, run_switching
+
+
+def _last_json_line(out: str) -> dict:
+    lines = [line for line in out.splitlines() if line.strip()]
+    return json.loads(lines[-1])
+
+
+def test_flex_weights_smoke_writes_csv_json_and_ends_with_one_json_line(tmp_path, capsys):
+    assert main(["flex", "--setting", "weights", "--profile", "smoke", "--seeds", "2",
+                 "--families", "pointer", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    summary = _last_json_line(captured.out)
+    assert len([ln for ln in captured.out.splitlines() if ln.strip()]) == 1, "stdout holds only the JSON line"
+    assert "setting A runs" in captured.err, "the tqdm bar goes to stderr"
+    fam = summary["families"]["pointer"]
+    for metric in (*SWITCH_METRICS, "savings"):
+        assert set(fam[metric]) == {"mean", "ci95"}
+    assert summary["seeds"] == 2 and summary["setting"] == "weights"
+    assert json.loads((tmp_path / "flex_weights_summary.json").read_text()) == summary
+    rows = list(csv.DictReader(open(tmp_path / "flex_weights_curves.csv")))
+    assert rows and {r["seed"] for r in rows} == {"0", "1"} and {"step", "accuracy", "phase"} <= set(rows[0])
+
+
+def test_flex_context_smoke_reports_model_and_observer_by_lag(tmp_path, capsys):
+    assert main(["flex", "--setting", "context", "--profile", "smoke", "--seeds", "1", "--out", str(tmp_path)]) == 0
+    summary = _last_json_line(capsys.readouterr().out)
+    assert summary["trials_since_switch"] == list(range(10))
+    assert len(summary["model_accuracy"]) == len(summary["observer_accuracy"]) == 10
+    assert 0 <= summary["model_perseverative_rate"] <= 1
+    # the optimal observer's errors right after a switch are old-rule answers (chance would be 1/3)
+    assert summary["observer_perseverative_rate"] > 0.8
+    assert (tmp_path / "flex_context_curves.csv").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--families", "transformer"], "unknown families"),
+    (["--setting", "context", "--families", "mlp"], "weights only"),
+    (["--setting", "both"], "invalid choice"),
+])
+def test_flex_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["flex", *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_run_switching_bad_input():
+    with pytest.raises(ValueError, match="setting"):
+        run_switching("both")
+    with pytest.raises(ValueError, match="unknown families"):
+        run_switching("weights", profile_name="smoke", seeds=1, families=("lstm",))
+    with pytest.raises(ValueError, match="at least one seed"):
+        run_switching("weights", profile_name="smoke", seeds=[])
+
+
+def test_run_switching_returns_the_dataclass_with_curves():
+    res = run_switching("weights", profile_name="smoke", seeds=[3], families=("pointer",),
+                        max_phase_steps=30, hold_steps=0)
+    assert res.setting == "weights" and res.seeds == [3] and len(res.runs) == 1
+    run = res.runs[0]
+    assert len(res.curves) == len(run.acc) and len(run.switches) == 3
+    assert res.summary["families"]["pointer"]["switch_cost"]["ci95"] is None  # one seed: no interval
+    assert not math.isnan(res.summary["families"]["pointer"]["switch_cost"]["mean"])

@@ -122,6 +122,24 @@ def _block_dv_by_loop(q_i, k_j, lse_i, grad_out_i, scale):
     return out
 
 
+def _switch_cost_by_loop(acc, switch_step, window):
+    before = sum(float(acc[t]) for t in range(switch_step - window, switch_step)) / window
+    after = sum(float(acc[t]) for t in range(switch_step, switch_step + window)) / window
+    return torch.tensor(before - after, dtype=acc.dtype)
+
+
+def _js_bits_as_two_kls(p, q):
+    """JS = ½ KL(p ‖ m) + ½ KL(q ‖ m) in bits, m = (p + q)/2, terms with zero mass skipped."""
+    def kl_bits(a, m):
+        return sum(x * math.log2(x / y) for x, y in zip(a, m, strict=True) if x > 0)
+
+    values = []
+    for a, c in zip(p.tolist(), q.tolist(), strict=True):
+        m = [(x + y) / 2 for x, y in zip(a, c, strict=True)]
+        values.append(0.5 * kl_bits(a, m) + 0.5 * kl_bits(c, m))
+    return torch.tensor(sum(values) / len(values), dtype=p.dtype)
+
+
 REFERENCES = {
     "00.softmax_temperature": lambda s, tau: torch.softmax(s / tau, dim=-1),
     "01.scaled_dot_scores": functional.scaled_dot_scores,
@@ -142,6 +160,8 @@ REFERENCES = {
     "06.mfu": _mfu_from_achieved_tflops,
     "07.online_softmax_update": _online_update_in_log_space,
     "07.block_dv": _block_dv_by_loop,
+    "08.switch_cost": _switch_cost_by_loop,
+    "08.attention_shift": _js_bits_as_two_kls,
 }
 
 # Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
@@ -157,6 +177,8 @@ WRONG = {
         torch.maximum(m, x.amax(-1)), l + torch.exp(x - torch.maximum(m, x.amax(-1))[..., None]).sum(-1)),
     "07.block_dv": lambda q, k, lse, g, scale: (                          # the tile re-softmaxed alone
         torch.softmax(scale * q @ k.transpose(-2, -1), dim=-1).transpose(-2, -1) @ g),
+    "08.switch_cost": lambda acc, s, w: acc[s:s + w].mean() - acc[s - w:s].mean(),  # the sign flipped
+    "08.attention_shift": lambda p, q: _js_bits_as_two_kls(p, q) * math.log(2),     # nats, not bits
 }
 
 

@@ -10,6 +10,11 @@ STAMP  := $(VENV)/.attnflex-installed
 PORT   ?= 8888
 LAB_ARGS ?=
 PROFILE ?= smoke
+# pytest workers (pytest-xdist). Each test file stays on one worker (--dist loadfile), so a notebook's
+# cells run in order in one kernel; the learning tests train on one thread each, so two workers use
+# both cores of a two-core machine. WORKERS=0 runs everything in one process.
+WORKERS ?= 2
+XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadfile)
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
@@ -34,12 +39,12 @@ lint: setup
 test: setup
 	bash scripts/setup_browser.sh
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST)
 
 # Everything but the real-browser tests (for a machine without Chromium).
 test-fast: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -m "not browser"
+	$(PY) -m pytest $(XDIST) -m "not browser"
 
 # Only the notebooks, in PROFILE (smoke unless named: `make test-notebooks PROFILE=cpu` takes minutes).
 test-notebooks: setup

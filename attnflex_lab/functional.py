@@ -167,3 +167,16 @@ def nadaraya_watson(x_query: torch.Tensor, x_keys: torch.Tensor, y_values: torch
     diff = x_query.unsqueeze(1) - x_keys.unsqueeze(0)  # (T, 1) - (1, S) -> (T, S)
     weights = masked_softmax(-diff.pow(2) / (2 * bandwidth**2))  # (T, S)
     return weights @ y_values, weights                 # (T, S) @ (S, [Dv]) -> (T, [Dv])
+
+
+# --- the softmax Jacobian, for lessons that look at it whole --------------------------------
+
+def softmax_jacobian(probs: torch.Tensor) -> torch.Tensor:
+    """J = ∂p/∂x = diag(p) − p pᵀ for each row p of ``probs`` (..., S). Returns (..., S, S).
+
+    Symmetric, rows summing to 0, positive semi-definite (xᵀJx = Var_p(x)); near zero when p is
+    near one-hot, which is why a saturated softmax passes almost no gradient to its scores.
+    """
+    check_floating(probs=probs)
+    check_min_dims("probs", probs, 1, "(..., S)")
+    return torch.diag_embed(probs) - probs.unsqueeze(-1) * probs.unsqueeze(-2)  # (..., S, S)

@@ -60,11 +60,11 @@ register(Exercise(
 
 def attention_dq(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grad_out: torch.Tensor,
                  scale: float) -> torch.Tensor:
-    """dQ for O = softmax(scale · Q Kᵀ) V, given dO: recompute P, then dP, dS and dQ."""
+    """dQ for O = softmax(scale · Q Kᵀ) V, given dO: recompute P, then dP, dZ and dQ."""
     weights = (scale * q @ k.transpose(-2, -1)).softmax(dim=-1)  # P: (..., T, S)
     grad_weights = grad_out @ v.transpose(-2, -1)  # dP = dO Vᵀ: (..., T, Dv) @ (..., Dv, S)
     row_dot = (grad_weights * weights).sum(dim=-1, keepdim=True)  # rowsum(dP ⊙ P): (..., T, 1)
-    grad_scores = weights * (grad_weights - row_dot)  # dS: (..., T, S)
+    grad_scores = weights * (grad_weights - row_dot)  # dZ: (..., T, S), Z the scores
     return scale * grad_scores @ k  # (..., T, S) @ (..., S, D) -> (..., T, D)
 
 
@@ -84,7 +84,7 @@ register(Exercise(
     solution=attention_dq,
     make_inputs=_dq_inputs,
     hint="go backwards one step at a time: P = softmax(scale · Q Kᵀ); dP = dO Vᵀ; "
-         "dS = P ⊙ (dP − rowsum(dP ⊙ P)); dQ = scale · dS K. Forgetting the scale or the rowsum "
+         "dZ = P ⊙ (dP − rowsum(dP ⊙ P)); dQ = scale · dZ K. Forgetting the scale or the rowsum "
          "term are the usual slips.",
     atol=1e-10, rtol=1e-8,
 ))

@@ -64,7 +64,7 @@ def alignment_snapshots(snapshots: Sequence, steps: Sequence[int], source: Seque
     slider (description "snapshot") picks one and ``plot_alignment`` draws it, with the true
     alignment marked. Core ipywidgets only (7 and 8). Returns the widget (a VBox).
     """
-    import ipywidgets as widgets                         # only the explorer needs it
+    import ipywidgets as widgets  # only the explorer needs it
 
     if len(snapshots) != len(steps) or not snapshots:
         raise ValueError(f"need one step per snapshot and at least one, got {len(snapshots)} "

@@ -141,3 +141,24 @@ def test_long_dates_keep_the_alignment_and_the_translation():
     assert data.train.tensors[0].shape == (20, L.MAX_LONG_SOURCE_LEN)
     with pytest.raises(ValueError, match="max_words"):
         L.long_examples(1, 0, max_words=L.MAX_WORDS + 1)
+
+
+def test_canvas_holds_the_digit_at_its_corner_and_marks_its_regions():
+    """The digit's pixels survive at the recorded corner (clutter only adds ink), the clutter puts
+    ink elsewhere, and digit_regions marks exactly the 2x2 cells overlapping the 8x8 box."""
+    from attnflex_lab.tasks.canvas import clutter, digit_regions
+
+    digits = load_digit_arrays()[0][:50]                                     # (50, 1, 8, 8)
+    canvas, corners = clutter(digits, 16, 4, torch.Generator().manual_seed(0))
+    assert canvas.shape == (50, 1, 16, 16) and corners.min() >= 0 and corners.max() <= 8
+    for i in range(50):
+        r, c = corners[i].tolist()
+        assert (canvas[i, 0, r:r + 8, c:c + 8] >= digits[i, 0]).all()
+    outside = canvas.clone()
+    for i in range(50):
+        r, c = corners[i].tolist()
+        outside[i, 0, r:r + 8, c:c + 8] = 0
+    assert (outside.flatten(1).sum(1) > 0).float().mean() > 0.8               # clutter is there
+    regions = digit_regions(torch.tensor([[0, 0], [3, 5]]), 16)             # (2, 64)
+    assert regions[0].reshape(8, 8)[:4, :4].all() and regions[0].sum() == 16
+    assert regions[1].reshape(8, 8)[1:6, 2:7].all() and regions[1].sum() == 25   # rows 3..10, cols 5..12

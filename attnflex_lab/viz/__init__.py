@@ -11,6 +11,7 @@ from .explore import explore_attention, explorer_weights  # noqa: F401
 from .heads import head_explorer, head_grid_figure, head_summary, plot_head_grid  # noqa: F401
 from .heatmap import plot_attention, plot_heads  # noqa: F401
 from .images import (  # noqa: F401
+    attention_image_slider,
     plot_attention_gallery,
     plot_attention_on_image,
     plot_confusion_matrix,

@@ -159,6 +159,7 @@ def test_canvas_holds_the_digit_at_its_corner_and_marks_its_regions():
         r, c = corners[i].tolist()
         outside[i, 0, r:r + 8, c:c + 8] = 0
     assert (outside.flatten(1).sum(1) > 0).float().mean() > 0.8               # clutter is there
-    regions = digit_regions(torch.tensor([[0, 0], [3, 5]]), 16)             # (2, 64)
+    regions = digit_regions(torch.tensor([[0, 0], [3, 5], [4, 4]]), 16)     # (3, 64)
+    assert regions[2].reshape(8, 8)[2:6, 2:6].all() and regions[2].sum() == 16   # an even corner
     assert regions[0].reshape(8, 8)[:4, :4].all() and regions[0].sum() == 16
     assert regions[1].reshape(8, 8)[1:6, 2:7].all() and regions[1].sum() == 25   # rows 3..10, cols 5..12

@@ -167,3 +167,11 @@ def test_canvas_over_three_seeds():
     print(f"attention {att.mean():.4f} ± {att.std():.4f}, mean pooling {mean_pool.mean():.4f} ± {mean_pool.std():.4f}")
     gap = att - mean_pool
     assert gap.mean() - gap.std() >= CANVAS_GAP, gap
+
+
+def test_digits_pooling_over_three_seeds():
+    """Lesson 03, section 7: the 8x8 tie as mean ± sd over seeds 0, 1, 2 (reusing the runs above)."""
+    att = torch.tensor([trained("digits", s)[0]["test_accuracy"] for s in SEEDS])
+    mean_pool = torch.tensor([trained("digits_mean", s)[0]["test_accuracy"] for s in SEEDS])
+    print(f"8x8: attention {att.mean():.4f} ± {att.std():.4f}, mean {mean_pool.mean():.4f} ± {mean_pool.std():.4f}")
+    assert mean_pool.mean() >= att.mean() - 0.02, (att, mean_pool)

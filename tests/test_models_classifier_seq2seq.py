@@ -161,3 +161,22 @@ def test_lesson04_exercise_catches_a_forgotten_mask():
 
     with pytest.raises(ExerciseError, match="Hint: padding must get weight 0"):
         check("04.additive_attention_weights", no_mask)
+
+
+def test_seq2seq_without_attention_reads_only_the_last_states():
+    """attention=False: α is zero, the context is [→h at the last real character ; ←h at 0], so
+    padding changes nothing (planted bug: taking →h at the last *padded* position fails this)."""
+    torch.manual_seed(0)
+    model = Seq2SeqAttention(Seq2SeqConfig(len(SOURCE_VOCAB), len(TARGET_VOCAB), hidden=16,
+                                           dec_hidden=32, attention=False)).eval()
+    src = encode_sources(["3/4/87", "Tuesday, March 3, 1987"])            # (2, S)
+    tgt = torch.randint(2, len(TARGET_VOCAB), (2, 10))
+    logits, alpha = model(src, tgt)
+    assert logits.shape == (2, 10, len(TARGET_VOCAB)) and (alpha == 0).all()
+    short_logits, _ = model(src[:1, :6], tgt[:1])                          # no padding at all
+    assert torch.allclose(logits[:1], short_logits, atol=1e-5)
+    with torch.no_grad():                                                  # the context is the GRU's final states
+        _, last = model.encoder(model.src_embed(src[:1, :6]))             # "3/4/87", no padding: (2, 1, H)
+        h, _, _ = model.encode(src[:1])
+    assert torch.allclose(torch.cat([h[0, 5, :16], h[0, 0, 16:]]), torch.cat([last[0, 0], last[1, 0]]),
+                          atol=1e-6)

@@ -121,3 +121,45 @@ def test_digits_content_matches_the_data_card_checksum():
     raw = (images[:, 0] * 16).round().numpy().astype(np.uint8).tobytes()
     digest = hashlib.sha256(raw + labels.numpy().astype(np.uint8).tobytes()).hexdigest()
     assert digest == "87ff0c9e40dc7e2c0e34e7257799c2e3f3aec1a016363bb11cad869ec428a826"
+
+
+def test_long_dates_keep_the_alignment_and_the_translation():
+    """Filler shifts the true alignment by the prefix; the date inside parses back to the target."""
+    from attnflex_lab.tasks import long_dates as L
+
+    examples = L.long_examples(300, seed=1, max_words=10, formats=L.NUMERIC_FORMATS)
+    assert len({e.text for e in examples}) == 300
+    assert {e.format for e in examples} == {f.name for f in L.NUMERIC_FORMATS}
+    for e in examples:
+        assert all(e.text[pos] == e.iso[t] for t, pos in enumerate(e.alignment) if pos >= 0), e
+        date_part = next(w for w in e.text.split(" ") if any(c.isdigit() for c in w))
+        fmt = next(f for f in L.NUMERIC_FORMATS if f.name == e.format)
+        assert dt.datetime.strptime(date_part, fmt.strptime).date().isoformat() == e.iso
+    lengths = [len(e.text) for e in examples]
+    assert max(lengths) <= L.MAX_LONG_SOURCE_LEN and max(lengths) > 3 * min(lengths)
+    data = L.make_long_dates(20, 5, 5, seed=2, max_words=4)
+    assert data.train.tensors[0].shape == (20, L.MAX_LONG_SOURCE_LEN)
+    with pytest.raises(ValueError, match="max_words"):
+        L.long_examples(1, 0, max_words=L.MAX_WORDS + 1)
+
+
+def test_canvas_holds_the_digit_at_its_corner_and_marks_its_regions():
+    """The digit's pixels survive at the recorded corner (clutter only adds ink), the clutter puts
+    ink elsewhere, and digit_regions marks exactly the 2x2 cells overlapping the 8x8 box."""
+    from attnflex_lab.tasks.canvas import clutter, digit_regions
+
+    digits = load_digit_arrays()[0][:50]                                     # (50, 1, 8, 8)
+    canvas, corners = clutter(digits, 16, 4, torch.Generator().manual_seed(0))
+    assert canvas.shape == (50, 1, 16, 16) and corners.min() >= 0 and corners.max() <= 8
+    for i in range(50):
+        r, c = corners[i].tolist()
+        assert (canvas[i, 0, r:r + 8, c:c + 8] >= digits[i, 0]).all()
+    outside = canvas.clone()
+    for i in range(50):
+        r, c = corners[i].tolist()
+        outside[i, 0, r:r + 8, c:c + 8] = 0
+    assert (outside.flatten(1).sum(1) > 0).float().mean() > 0.8               # clutter is there
+    regions = digit_regions(torch.tensor([[0, 0], [3, 5], [4, 4]]), 16)     # (3, 64)
+    assert regions[2].reshape(8, 8)[2:6, 2:6].all() and regions[2].sum() == 16   # an even corner
+    assert regions[0].reshape(8, 8)[:4, :4].all() and regions[0].sum() == 16
+    assert regions[1].reshape(8, 8)[1:6, 2:7].all() and regions[1].sum() == 25   # rows 3..10, cols 5..12

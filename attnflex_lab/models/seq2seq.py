@@ -9,6 +9,11 @@
 
 Training feeds the true previous token (teacher forcing); ``generate`` feeds back its own argmax
 (greedy) and returns the attention map, one row of α per output character.
+
+With ``Seq2SeqConfig(attention=False)`` the same network loses its attention (Cho et al., 2014;
+Sutskever et al., 2014): the context is fixed, c_t = [→h_last ; ←h_first], the last state of each
+encoder direction, so the whole input must squeeze through one (B, 2H) vector, the *bottleneck*
+that Bahdanau et al. removed. α is then all zeros (nothing is attended).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class Seq2SeqConfig:
     dec_hidden: int = 128        # decoder GRU width
     attn: int = 64               # additive attention width A
     max_len: int = 10            # output length for greedy decoding ("YYYY-MM-DD")
+    attention: bool = True       # False: c_t = the last encoder state at every step (no attention)
 
 
 class AdditiveAttention(nn.Module):
@@ -110,12 +116,21 @@ class Seq2SeqAttention(nn.Module):
 
     def _decode(self, src: torch.Tensor, tgt: torch.Tensor | None, steps: int):
         h, mask, state = self.encode(src)
-        keys = self.attention.project_keys(h)             # (B, S, A)
+        if self.cfg.attention:
+            keys = self.attention.project_keys(h)         # (B, S, A)
+        else:                        # the bottleneck: one vector for the input
+            last = mask.sum(1) - 1                        # (B,) index of the last real character
+            H = self.cfg.hidden
+            fixed = torch.cat([h[torch.arange(h.shape[0]), last, :H], h[:, 0, H:]], -1)  # (B, 2H)
+            no_alpha = torch.zeros_like(mask, dtype=h.dtype)                            # (B, S)
         prev = torch.full((src.shape[0],), self.cfg.bos_id, dtype=torch.int64, device=src.device)
         logits, alphas, tokens = [], [], []
         for t in range(steps):
             emb = self.tgt_embed(prev)                    # (B, E)
-            context, alpha = self.attention(state, keys, h, mask)  # (B, 2H), (B, S)
+            if self.cfg.attention:
+                context, alpha = self.attention(state, keys, h, mask)  # (B, 2H), (B, S)
+            else:
+                context, alpha = fixed, no_alpha
             state = self.decoder(torch.cat([emb, context], -1), state)  # (B, E + 2H) -> (B, Hd)
             step_logits = self.out(torch.cat([state, context, emb], -1))  # (B, V)
             logits.append(step_logits)

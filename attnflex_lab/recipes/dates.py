@@ -9,6 +9,7 @@ from ..metrics import alignment_accuracy, exact_match
 from ..models.seq2seq import Seq2SeqAttention, Seq2SeqConfig
 from ..profiles import by_profile
 from ..tasks.dates import BOS, SOURCE_VOCAB, TARGET_VOCAB, make_dates
+from ..tasks.long_dates import NUMERIC_FORMATS, make_long_dates
 from ..training import TrainConfig
 from .registry import Recipe, RecipeRun, register
 
@@ -76,3 +77,88 @@ def build(profile: str, seed: int) -> RecipeRun:
 
 
 register(Recipe("dates", "additive-attention seq2seq: human dates -> ISO 8601", build))
+
+
+# --- the bottleneck: dates in filler words, with and without attention (lesson 04, step 7) -------
+
+def length_bins(src: torch.Tensor, edges: tuple[int, ...]) -> torch.Tensor:
+    """The bin (0..len(edges)) of each source's length in characters: src (N, S) -> (N,)."""
+    return torch.bucketize((src != 0).sum(1), torch.tensor(edges), right=True)
+
+
+def accuracy_by_length(model, data, edges: tuple[int, ...]) -> dict[str, list[float]]:
+    """Exact match and character accuracy in each source-length bin (split at ``edges``).
+
+    Returns {"exact_match": [per bin], "char_accuracy": [per bin]}, NaN for an empty bin.
+    """
+    src, tgt, _ = data.tensors
+    tokens, _ = translate(model, src)
+    chars = (tokens == tgt).float()                       # (N, T)
+    scores = {"exact_match": chars.min(-1).values, "char_accuracy": chars.mean(-1)}  # (N,) each
+    bins = length_bins(src, edges)
+    return {k: [v[bins == b].mean().item() if (bins == b).any() else float("nan")
+                for b in range(len(edges) + 1)] for k, v in scores.items()}
+
+
+LONG_EDGES = (25, 40, 55)          # source-length bins: <25, 25-39, 40-54, >=55 characters
+LONG_WORDS = 10                    # filler words per example, at most
+
+
+def new_long_model(attention: bool) -> Seq2SeqAttention:
+    """The dates model, narrower (H = 32) so that both variants train in seconds."""
+    return Seq2SeqAttention(Seq2SeqConfig(src_vocab=len(SOURCE_VOCAB), tgt_vocab=len(TARGET_VOCAB),
+                                          bos_id=TARGET_VOCAB.stoi[BOS], embed=16, hidden=32,
+                                          dec_hidden=64, attn=32, attention=attention))
+
+
+def long_train_config(profile: str, seed: int) -> TrainConfig:
+    return TrainConfig(
+        steps=by_profile(smoke=20, cpu=200, gpu=2000, profile_name=profile),
+        batch_size=by_profile(smoke=32, cpu=32, gpu=128, profile_name=profile),
+        lr=1e-2,
+        warmup_steps=by_profile(smoke=5, cpu=20, gpu=200, profile_name=profile),
+        eval_every=by_profile(smoke=20, cpu=200, gpu=500, profile_name=profile),
+        seed=seed,
+    )
+
+
+def _build_long(attention: bool):
+    def build(profile: str, seed: int) -> RecipeRun:
+        data = make_long_dates(n_train=by_profile(smoke=1_000, cpu=10_000, gpu=50_000,
+                                                  profile_name=profile),
+                               n_val=by_profile(smoke=50, cpu=200, gpu=2_000, profile_name=profile),
+                               n_test=by_profile(smoke=200, cpu=1_000, gpu=5_000,
+                                                 profile_name=profile), seed=seed,
+                               max_words=LONG_WORDS, formats=NUMERIC_FORMATS)
+        torch.manual_seed(seed)
+        model = new_long_model(attention)
+
+        def final_metrics(trained) -> dict:
+            trained.eval()
+            by_length = accuracy_by_length(trained, data.test, LONG_EDGES)
+            return {"exact_match": exact_match(translate(trained, data.test.tensors[0])[0],
+                                               data.test.tensors[1]),
+                    "by_length": by_length}
+
+        def eval_fn(model, data) -> dict:
+            return {"exact_match": exact_match(translate(model, data.tensors[0])[0], data.tensors[1])}
+
+        return RecipeRun(model=model, train_data=data.train, val_data=data.val,
+                         cfg=long_train_config(profile, seed), loss_fn=dates_loss, eval_fn=eval_fn,
+                         final_metrics=final_metrics, extras={"data": data})
+    return build
+
+
+register(Recipe("dates_long", "dates in filler words, with additive attention", _build_long(True)))
+register(Recipe("dates_long_noattn", "dates in filler words, last encoder state only (no attention)",
+                _build_long(False)))
+
+
+def alignment_offsets(weights: torch.Tensor, true_positions: torch.Tensor) -> torch.Tensor:
+    """argmax_j α_tj − (true position) for every output step whose true position is defined.
+
+    weights (N, T, S), true_positions (N, T) with -1 where undefined -> offsets (n_defined,).
+    0 is the exact character; ±1 a neighbour (for a digit, often the next digit of the field).
+    """
+    defined = true_positions >= 0                           # (N, T)
+    return (weights.argmax(-1) - true_positions)[defined]   # (N, T) -> (n_defined,)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 
 from ..metrics import accuracy
 from ..models.classifier import AttentionPoolingClassifier, ClassifierConfig, MeanPoolingClassifier
 from ..profiles import by_profile
+from ..tasks.canvas import make_canvas_digits
 from ..tasks.digits import make_digits
 from ..training import TrainConfig
 from ..training.batches import iterate_batches
@@ -74,3 +76,60 @@ register(Recipe("digits", "attention-pooling CNN on 8x8 handwritten digits",
                 _build(AttentionPoolingClassifier)))
 register(Recipe("digits_mean", "the same CNN with mean pooling (the baseline)",
                 _build(MeanPoolingClassifier)))
+
+
+# --- cluttered canvases: where attention pooling should win (lesson 03, section 8) ---------------
+
+CANVAS = 16                          # canvas side; the 2×2 pool leaves (16 / 2)² = 64 regions
+CANVAS_DISTRACTORS = 4               # 4×4 pieces of other digits pasted around
+
+
+def canvas_loss(model, batch) -> torch.Tensor:
+    images, labels, _ = batch                          # (B, 1, 24, 24), (B,), (B, 2)
+    logits, _ = model(images)
+    return F.cross_entropy(logits, labels)
+
+
+def canvas_eval(model, data) -> dict:
+    images, labels, _ = data.tensors
+    preds, _ = predict(model, TensorDataset(images, labels))
+    return {"accuracy": accuracy(preds, labels)}
+
+
+def canvas_train_config(profile: str, seed: int) -> TrainConfig:
+    return TrainConfig(
+        steps=by_profile(smoke=20, cpu=500, gpu=3000, profile_name=profile),
+        batch_size=64,
+        lr=3e-3,
+        weight_decay=1e-4,
+        warmup_steps=by_profile(smoke=5, cpu=40, gpu=200, profile_name=profile),
+        eval_every=by_profile(smoke=20, cpu=500, gpu=500, profile_name=profile),
+        seed=seed,
+    )
+
+
+def canvas_config() -> ClassifierConfig:
+    return ClassifierConfig(channels=16, d_model=32, positions=(CANVAS // 2) ** 2)
+
+
+def _build_canvas(model_cls):
+    def build(profile: str, seed: int) -> RecipeRun:
+        data = make_canvas_digits(seed, size=CANVAS, distractors=CANVAS_DISTRACTORS,
+                                  limit=by_profile(smoke=400, cpu=None, gpu=None, profile_name=profile))
+        torch.manual_seed(seed)
+        model = model_cls(canvas_config())
+
+        def final_metrics(trained) -> dict:
+            trained.eval()
+            return {"test_accuracy": canvas_eval(trained, data.test)["accuracy"]}
+
+        return RecipeRun(model=model, train_data=data.train, val_data=data.val,
+                         cfg=canvas_train_config(profile, seed), loss_fn=canvas_loss,
+                         eval_fn=canvas_eval, final_metrics=final_metrics, extras={"data": data})
+    return build
+
+
+register(Recipe("digits_canvas", "attention pooling on digits among clutter on a 24x24 canvas",
+                _build_canvas(AttentionPoolingClassifier)))
+register(Recipe("digits_canvas_mean", "mean pooling on the cluttered canvases (the baseline)",
+                _build_canvas(MeanPoolingClassifier)))

@@ -54,3 +54,28 @@ def plot_alignment(weights, source: Sequence[str], target: Sequence[str], *,
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8,
                   frameon=False)
     return ax
+
+
+def alignment_snapshots(snapshots: Sequence, steps: Sequence[int], source: Sequence[str],
+                        target: Sequence[str], *, true_positions=None):
+    """A slider over attention maps recorded during training (e.g. ``RecordAttention``).
+
+    ``snapshots`` holds one (T, S) map per recording and ``steps`` the training step of each; the
+    slider (description "snapshot") picks one and ``plot_alignment`` draws it, with the true
+    alignment marked. Core ipywidgets only (7 and 8). Returns the widget (a VBox).
+    """
+    import ipywidgets as widgets  # only the explorer needs it
+
+    if len(snapshots) != len(steps) or not snapshots:
+        raise ValueError(f"need one step per snapshot and at least one, got {len(snapshots)} "
+                         f"snapshots and {len(steps)} steps")
+    slider = widgets.IntSlider(value=0, min=0, max=len(snapshots) - 1, description="snapshot",
+                               continuous_update=False)
+
+    def redraw(index: int) -> None:
+        fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+        plot_alignment(snapshots[index], source, target, true_positions=true_positions, ax=ax,
+                       title=f"step {steps[index]} (snapshot {index + 1} of {len(snapshots)})")
+        plt.show()
+
+    return widgets.VBox([slider, widgets.interactive_output(redraw, {"index": slider})])

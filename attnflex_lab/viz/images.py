@@ -117,3 +117,28 @@ def plot_confusion_matrix(labels, predictions, *, num_classes: int | None = None
     if title is not None:
         ax.set_title(title)
     return ax
+
+
+def attention_image_slider(images, weights, *, titles: Sequence[str] | None = None):
+    """A slider (description "image") over images (N, [1,] H, W) with their region weights (N, T).
+
+    Each move redraws ``plot_attention_on_image`` for the chosen image: the picture in the first
+    image layer, the upsampled weights in the second. Core ipywidgets only (7 and 8).
+    """
+    import ipywidgets as widgets  # only the explorer needs it
+
+    if len(images) != len(weights) or len(images) == 0:
+        raise ValueError(f"need one weight row per image and at least one image, got "
+                         f"{len(images)} images and {len(weights)} weight rows")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"got {len(titles)} titles for {len(images)} images")
+    slider = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image",
+                               continuous_update=False)
+
+    def redraw(index: int) -> None:
+        _, ax = plt.subplots(figsize=(3, 3), layout="constrained")
+        plot_attention_on_image(images[index], weights[index], ax=ax,
+                                title=titles[index] if titles is not None else f"image {index}")
+        plt.show()
+
+    return widgets.VBox([slider, widgets.interactive_output(redraw, {"index": slider})])

@@ -1,6 +1,6 @@
 """Seconds per learning run (cpu profile): digits (attention vs mean pooling) and dates.
 
-Runs the same recipes as tests/test_learning_digits_dates.py through ``train_recipe`` in one
+Runs the same recipes as tests/test_learning_digits.py and tests/test_learning_dates.py through ``train_recipe`` in one
 process, prints a table with the accuracy reached and the ratio attention / mean-pooling, and ends
 with one JSON line. The timings are wall-clock seconds of ``fit`` (data building and the final test
 evaluation excluded), so they depend on the machine and on whatever else is running on it.

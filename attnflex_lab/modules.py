@@ -111,6 +111,28 @@ def _check_length(x: torch.Tensor, max_len: int) -> None:
         raise ValueError(f"sequence length T={x.shape[1]} exceeds the encoding's max_len={max_len}")
 
 
+def rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0) -> torch.Tensor:
+    """Rotary position embedding (Su et al. 2021): rotate each pair of columns (2i, 2i+1) of x by t·ω_i.
+
+    x (..., T, D) with D even; ``positions`` (T,) defaults to 0..T-1; ω_i = base^(-2i/D), the
+    sinusoidal encoding's frequencies. Applied to q and k (not v), a rotation by t·ω and one by s·ω
+    leave q·k depending on t - s only: ⟨R_t q, R_s k⟩ = ⟨q, R_{s-t} k⟩.
+    """
+    check_floating(x=x)
+    T, D = x.shape[-2], x.shape[-1]
+    if D % 2:
+        raise ValueError(f"rope rotates pairs of columns, so the last dim must be even, got shape {tuple(x.shape)}")
+    positions = torch.arange(T, device=x.device) if positions is None else positions.to(x.device)
+    if positions.shape != (T,):
+        raise ValueError(f"positions must have shape (T,) = ({T},), got {tuple(positions.shape)}")
+    inv_freq = base ** (-torch.arange(0, D, 2, device=x.device, dtype=torch.float64) / D)  # (D/2,)
+    angle = (positions.double()[:, None] * inv_freq).to(x.dtype)   # (T, 1) * (D/2,) -> (T, D/2)
+    cos, sin = angle.cos(), angle.sin()                             # (T, D/2)
+    even, odd = x[..., 0::2], x[..., 1::2]                          # (..., T, D/2) each
+    out = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (..., T, D/2, 2)
+    return out.flatten(-2)                                          # (..., T, D): pairs back in place
+
+
 def positional_encoding(kind: str, d_model: int, max_len: int) -> nn.Module:
     """"sinusoidal", "learned" or "none" (identity: the model then sees a bag of tokens)."""
     if kind == "sinusoidal":

@@ -162,17 +162,33 @@ class MultiHeadAttention(nn.Module):
         self.hook_pattern = HookPoint("(B, H, T, S)")  # attention weights, rows sum to 1
         self.hook_out = HookPoint("(B, T, C)")         # the layer's output, after the projection
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False
-                ) -> torch.Tensor:
-        """x (B, T, C); mask bool, broadcastable to (B, H, T, S), True = may attend; causal adds j ≤ i."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False,
+                kv: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, C); mask bool, broadcastable to (B, H, T, S), True = may attend; causal adds j ≤ i.
+
+        ``kv`` (B, S, C) makes it **cross**-attention: queries from x, keys and values from kv (an
+        encoder's output), with the same weights W_Q (for x) and W_K, W_V (for kv).
+        """
         check_floating(x=x)
-        if x.dim() != 3 or x.shape[-1] != self.n_heads * self.d_head:
-            raise ValueError(f"x must have shape (B, T, C={self.n_heads * self.d_head}), got {tuple(x.shape)}")
-        B, T, C = x.shape
-        check_mask(mask, torch.Size((B, self.n_heads, T, T)), x.device, what="attention weights (B, H, T, S)")
-        q, k, v = self.qkv(x).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
-        q, k, v = (t.view(B, T, self.n_heads, self.d_head).transpose(1, 2) for t in (q, k, v))  # -> (B, H, T, Dh)
-        full_mask = _combine(mask, causal_mask(T, device=x.device) if causal else None)
+        C = self.n_heads * self.d_head
+        if x.dim() != 3 or x.shape[-1] != C:
+            raise ValueError(f"x must have shape (B, T, C={C}), got {tuple(x.shape)}")
+        B, T, _ = x.shape
+        if kv is None:
+            q, k, v = self.qkv(x).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
+        else:
+            check_floating(kv=kv)
+            if kv.dim() != 3 or kv.shape[0] != B or kv.shape[-1] != C:
+                raise ValueError(f"kv must have shape (B={B}, S, C={C}), got {tuple(kv.shape)}")
+            w_q, w_kv = self.qkv.weight.split((C, 2 * C))                  # (C, C), (2C, C)
+            b_q, b_kv = (None, None) if self.qkv.bias is None else self.qkv.bias.split((C, 2 * C))
+            q = F.linear(x, w_q, b_q)                                      # (B, T, C)
+            k, v = F.linear(kv, w_kv, b_kv).split(C, dim=-1)               # (B, S, 2C) -> 2 × (B, S, C)
+        S = k.shape[1]
+        check_mask(mask, torch.Size((B, self.n_heads, T, S)), x.device, what="attention weights (B, H, T, S)")
+        q = q.view(B, T, self.n_heads, self.d_head).transpose(1, 2)                                # (B, H, T, Dh)
+        k, v = (t.view(B, S, self.n_heads, self.d_head).transpose(1, 2) for t in (k, v))           # (B, H, S, Dh)
+        full_mask = _combine(mask, causal_mask(T, S, device=x.device) if causal else None)
         if self.backend == "functional":
             out = self._functional(q, k, v, full_mask)
         elif self.backend == "ops":
@@ -199,7 +215,7 @@ class MultiHeadAttention(nn.Module):
         return out
 
     def _sdpa(self, q, k, v, mask, causal, full_mask):
-        if mask is None and causal:  # the fused kernels have a fast path for a plain causal mask
+        if mask is None and causal and q.shape[-2] == k.shape[-2]:  # fused fast path for a plain causal mask
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         elif full_mask is None:
             out = F.scaled_dot_product_attention(q, k, v)  # (B, H, T, Dh)
@@ -267,6 +283,27 @@ class TransformerBlock(nn.Module):
                 ) -> torch.Tensor:
         x = x + self.dropout(self.attn(self.ln1(x), mask, causal=causal))  # (B, T, C)
         return x + self.mlp(self.ln2(x))                                   # (B, T, C)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-LN decoder block (Vaswani et al. 2017's decoder, normalised first): causal self-attention,
+    then cross-attention to the encoder's output ``memory``, then the MLP, each in a residual."""
+
+    def __init__(self, d_model: int, n_heads: int, *, dropout: float = 0.0, backend: str = "sdpa"):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, backend=backend)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, backend=backend)
+        self.ln3 = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model, dropout=dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """x (B, T, C) target side; memory (B, S, C); memory_mask (B, 1, 1, S), True = a real source key."""
+        x = x + self.self_attn(self.ln1(x), causal=True)                       # (B, T, C): the prefix so far
+        x = x + self.cross_attn(self.ln2(x), memory_mask, kv=memory)           # (B, T, C): read the source
+        return x + self.mlp(self.ln3(x))                                       # (B, T, C)
 
 
 def set_backend(model: nn.Module, backend: str) -> nn.Module:

@@ -8,6 +8,10 @@ Dimension legend: B batch, H heads, T queries, S keys, Dh head width, C model wi
 - ``"ops"``:        the hand-derived backward from ``attnflex_lab.ops`` (lesson 02);
 - ``"sdpa"``:       ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, fastest).
 
+``MultiHeadAttention(x, mask, kv=memory)`` is cross-attention (queries from x, keys and values from
+``memory``), the piece ``DecoderBlock`` adds to an encoder–decoder. ``rope`` rotates queries and keys
+by their positions (RoPE), so that their dot products depend on the offset only.
+
 Hook points (``HookPoint``) are identity modules, declared with the shape of what passes through
 them, TransformerLens style. ``run_with_cache(model, x)`` attaches to every one and returns what
 went through, by name ("blocks.0.attn.hook_pattern", ...). With the ``sdpa`` and ``ops`` backends
@@ -147,7 +151,8 @@ def positional_encoding(kind: str, d_model: int, max_len: int) -> nn.Module:
 # --- attention ---------------------------------------------------------------------------------------
 
 class MultiHeadAttention(nn.Module):
-    """Self-attention with H heads of width Dh = C / H, and a choice of backend (see module docstring)."""
+    """Self-attention (or cross-attention, with ``kv=``) with H heads of width Dh = C / H, and a choice
+    of backend (see module docstring)."""
 
     def __init__(self, d_model: int, n_heads: int, *, backend: str = "sdpa", bias: bool = True):
         super().__init__()

@@ -8,6 +8,10 @@ Dimension legend: B batch, H heads, T queries, S keys, Dh head width, C model wi
 - ``"ops"``:        the hand-derived backward from ``attnflex_lab.ops`` (lesson 02);
 - ``"sdpa"``:       ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, fastest).
 
+``MultiHeadAttention(x, mask, kv=memory)`` is cross-attention (queries from x, keys and values from
+``memory``), the piece ``DecoderBlock`` adds to an encoder–decoder. ``rope`` rotates queries and keys
+by their positions (RoPE), so that their dot products depend on the offset only.
+
 Hook points (``HookPoint``) are identity modules, declared with the shape of what passes through
 them, TransformerLens style. ``run_with_cache(model, x)`` attaches to every one and returns what
 went through, by name ("blocks.0.attn.hook_pattern", ...). With the ``sdpa`` and ``ops`` backends
@@ -111,6 +115,28 @@ def _check_length(x: torch.Tensor, max_len: int) -> None:
         raise ValueError(f"sequence length T={x.shape[1]} exceeds the encoding's max_len={max_len}")
 
 
+def rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0) -> torch.Tensor:
+    """Rotary position embedding (Su et al. 2021): rotate each pair of columns (2i, 2i+1) of x by t·ω_i.
+
+    x (..., T, D) with D even; ``positions`` (T,) defaults to 0..T-1; ω_i = base^(-2i/D), the
+    sinusoidal encoding's frequencies. Applied to q and k (not v), a rotation by t·ω and one by s·ω
+    leave q·k depending on t - s only: ⟨R_t q, R_s k⟩ = ⟨q, R_{s-t} k⟩.
+    """
+    check_floating(x=x)
+    T, D = x.shape[-2], x.shape[-1]
+    if D % 2:
+        raise ValueError(f"rope rotates pairs of columns, so the last dim must be even, got shape {tuple(x.shape)}")
+    positions = torch.arange(T, device=x.device) if positions is None else positions.to(x.device)
+    if positions.shape != (T,):
+        raise ValueError(f"positions must have shape (T,) = ({T},), got {tuple(positions.shape)}")
+    inv_freq = base ** (-torch.arange(0, D, 2, device=x.device, dtype=torch.float64) / D)  # (D/2,)
+    angle = (positions.double()[:, None] * inv_freq).to(x.dtype)   # (T, 1) * (D/2,) -> (T, D/2)
+    cos, sin = angle.cos(), angle.sin()                             # (T, D/2)
+    even, odd = x[..., 0::2], x[..., 1::2]                          # (..., T, D/2) each
+    out = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (..., T, D/2, 2)
+    return out.flatten(-2)                                          # (..., T, D): pairs back in place
+
+
 def positional_encoding(kind: str, d_model: int, max_len: int) -> nn.Module:
     """"sinusoidal", "learned" or "none" (identity: the model then sees a bag of tokens)."""
     if kind == "sinusoidal":
@@ -125,7 +151,8 @@ def positional_encoding(kind: str, d_model: int, max_len: int) -> nn.Module:
 # --- attention ---------------------------------------------------------------------------------------
 
 class MultiHeadAttention(nn.Module):
-    """Self-attention with H heads of width Dh = C / H, and a choice of backend (see module docstring)."""
+    """Self-attention (or cross-attention, with ``kv=``) with H heads of width Dh = C / H, and a choice
+    of backend (see module docstring)."""
 
     def __init__(self, d_model: int, n_heads: int, *, backend: str = "sdpa", bias: bool = True):
         super().__init__()
@@ -140,17 +167,33 @@ class MultiHeadAttention(nn.Module):
         self.hook_pattern = HookPoint("(B, H, T, S)")  # attention weights, rows sum to 1
         self.hook_out = HookPoint("(B, T, C)")         # the layer's output, after the projection
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False
-                ) -> torch.Tensor:
-        """x (B, T, C); mask bool, broadcastable to (B, H, T, S), True = may attend; causal adds j ≤ i."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False,
+                kv: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, C); mask bool, broadcastable to (B, H, T, S), True = may attend; causal adds j ≤ i.
+
+        ``kv`` (B, S, C) makes it **cross**-attention: queries from x, keys and values from kv (an
+        encoder's output), with the same weights W_Q (for x) and W_K, W_V (for kv).
+        """
         check_floating(x=x)
-        if x.dim() != 3 or x.shape[-1] != self.n_heads * self.d_head:
-            raise ValueError(f"x must have shape (B, T, C={self.n_heads * self.d_head}), got {tuple(x.shape)}")
-        B, T, C = x.shape
-        check_mask(mask, torch.Size((B, self.n_heads, T, T)), x.device, what="attention weights (B, H, T, S)")
-        q, k, v = self.qkv(x).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
-        q, k, v = (t.view(B, T, self.n_heads, self.d_head).transpose(1, 2) for t in (q, k, v))  # -> (B, H, T, Dh)
-        full_mask = _combine(mask, causal_mask(T, device=x.device) if causal else None)
+        C = self.n_heads * self.d_head
+        if x.dim() != 3 or x.shape[-1] != C:
+            raise ValueError(f"x must have shape (B, T, C={C}), got {tuple(x.shape)}")
+        B, T, _ = x.shape
+        if kv is None:
+            q, k, v = self.qkv(x).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
+        else:
+            check_floating(kv=kv)
+            if kv.dim() != 3 or kv.shape[0] != B or kv.shape[-1] != C:
+                raise ValueError(f"kv must have shape (B={B}, S, C={C}), got {tuple(kv.shape)}")
+            w_q, w_kv = self.qkv.weight.split((C, 2 * C))                  # (C, C), (2C, C)
+            b_q, b_kv = (None, None) if self.qkv.bias is None else self.qkv.bias.split((C, 2 * C))
+            q = F.linear(x, w_q, b_q)                                      # (B, T, C)
+            k, v = F.linear(kv, w_kv, b_kv).split(C, dim=-1)               # (B, S, 2C) -> 2 × (B, S, C)
+        S = k.shape[1]
+        check_mask(mask, torch.Size((B, self.n_heads, T, S)), x.device, what="attention weights (B, H, T, S)")
+        q = q.view(B, T, self.n_heads, self.d_head).transpose(1, 2)                                # (B, H, T, Dh)
+        k, v = (t.view(B, S, self.n_heads, self.d_head).transpose(1, 2) for t in (k, v))           # (B, H, S, Dh)
+        full_mask = _combine(mask, causal_mask(T, S, device=x.device) if causal else None)
         if self.backend == "functional":
             out = self._functional(q, k, v, full_mask)
         elif self.backend == "ops":
@@ -177,7 +220,7 @@ class MultiHeadAttention(nn.Module):
         return out
 
     def _sdpa(self, q, k, v, mask, causal, full_mask):
-        if mask is None and causal:  # the fused kernels have a fast path for a plain causal mask
+        if mask is None and causal and q.shape[-2] == k.shape[-2]:  # fused fast path for a plain causal mask
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         elif full_mask is None:
             out = F.scaled_dot_product_attention(q, k, v)  # (B, H, T, Dh)
@@ -245,6 +288,27 @@ class TransformerBlock(nn.Module):
                 ) -> torch.Tensor:
         x = x + self.dropout(self.attn(self.ln1(x), mask, causal=causal))  # (B, T, C)
         return x + self.mlp(self.ln2(x))                                   # (B, T, C)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-LN decoder block (Vaswani et al. 2017's decoder, normalised first): causal self-attention,
+    then cross-attention to the encoder's output ``memory``, then the MLP, each in a residual."""
+
+    def __init__(self, d_model: int, n_heads: int, *, dropout: float = 0.0, backend: str = "sdpa"):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, backend=backend)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, backend=backend)
+        self.ln3 = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model, dropout=dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """x (B, T, C) target side; memory (B, S, C); memory_mask (B, 1, 1, S), True = a real source key."""
+        x = x + self.self_attn(self.ln1(x), causal=True)                       # (B, T, C): the prefix so far
+        x = x + self.cross_attn(self.ln2(x), memory_mask, kv=memory)           # (B, T, C): read the source
+        return x + self.mlp(self.ln3(x))                                       # (B, T, C)
 
 
 def set_backend(model: nn.Module, backend: str) -> nn.Module:

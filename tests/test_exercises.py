@@ -9,7 +9,7 @@ import torch
 
 from attnflex_lab import exercises, functional, perf
 from attnflex_lab.exercises import ExerciseError, check, describe_difference, show_solution
-from attnflex_lab.modules import SinusoidalPositionalEncoding, causal_mask
+from attnflex_lab.modules import MultiHeadAttention, SinusoidalPositionalEncoding, causal_mask
 
 ALL = exercises.all_exercises()
 F64 = torch.float64
@@ -41,6 +41,22 @@ def _split_heads_by_slicing(x, n_heads):
     B, T, C = x.shape
     width = C // n_heads
     return torch.stack([x[:, :, h * width:(h + 1) * width] for h in range(n_heads)], dim=1)  # (B, H, T, Dh)
+
+
+def _mha_by_module(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask):
+    """The weights copied into ``modules.MultiHeadAttention`` (reference backend), run on x."""
+    mha = MultiHeadAttention(x.shape[-1], n_heads, backend="functional")
+    with torch.no_grad():
+        for param, value in ((mha.qkv.weight, w_qkv), (mha.qkv.bias, b_qkv), (mha.proj.weight, w_o),
+                             (mha.proj.bias, b_o)):
+            param.copy_(value)
+        return mha(x, mask)
+
+
+def _post_ln(x, block, mask):
+    """The original (post-LN) block: normalise after the residual add."""
+    x = block.ln1(x + block.attn(x, mask))
+    return block.ln2(x + block.mlp(x))
 
 
 def _sinusoid_by_formula(T, d_model):
@@ -156,6 +172,8 @@ REFERENCES = {
     "05.split_heads": _split_heads_by_slicing,
     "05.causal_mask": lambda T: causal_mask(T),
     "05.sinusoidal_encoding": _sinusoid_by_formula,
+    "05.mha_forward": _mha_by_module,
+    "05.pre_ln_block": lambda x, block, mask: torch.no_grad()(block.forward)(x, mask),
     "06.flops_per_token": _flops_as_three_forward_passes,
     "06.mfu": _mfu_from_achieved_tflops,
     "07.online_softmax_update": _online_update_in_log_space,
@@ -171,6 +189,8 @@ WRONG = {
     "02.attention_dq": lambda q, k, v, g, scale: _dq_by_autograd(q, k, v, g, 1.0) * scale,  # scale once
     "05.split_heads": lambda x, n: x.reshape(x.shape[0], n, x.shape[1], x.shape[2] // n),  # mixes T and H
     "05.sinusoidal_encoding": lambda T, d: _sinusoid_by_formula(T, d)[:, torch.arange(d) ^ 1],  # sin↔cos
+    "05.mha_forward": lambda *args: _mha_by_module(*args[:-1], None),      # the mask forgotten
+    "05.pre_ln_block": _post_ln,                                          # post-LN, not pre-LN
     "06.flops_per_token": lambda n, L, d, T: 6.0 * n + 6.0 * L * d * T,  # forward-only attention term ×3/2
     "06.mfu": lambda tps, fpt, peak: tps * fpt / (peak * 1e9),            # TFLOP/s read as GFLOP/s
     "07.online_softmax_update": lambda m, l, x: (                         # the old sum not rescaled

@@ -1,5 +1,7 @@
 """modules: the three attention backends agree, hooks give declared shapes, positions matter."""
 
+import math
+
 import pytest
 import torch
 
@@ -14,6 +16,7 @@ from attnflex_lab.modules import (
     causal_mask,
     hook_points,
     padding_mask,
+    rope,
     run_with_cache,
     set_backend,
 )
@@ -105,6 +108,39 @@ def test_sinusoidal_table_values():
     assert torch.allclose(pe[0, 0::2], torch.zeros(4)) and torch.allclose(pe[0, 1::2], torch.ones(4))
     assert torch.isclose(pe[3, 2], torch.sin(torch.tensor(3.0) / 10000 ** (2 / 8)))
     assert torch.isclose(pe[3, 3], torch.cos(torch.tensor(3.0) / 10000 ** (2 / 8)))
+
+
+def test_sinusoidal_shift_is_a_rotation():
+    """PE[t + k] = R_k PE[t] with R_k block-diagonal 2×2 rotations by k·ω_i, the same R_k for every t."""
+    C_pe, k = 16, 5
+    pe = SinusoidalPositionalEncoding(C_pe, 64).pe.double()                  # (64, C)
+    omega = 10000 ** (-torch.arange(0, C_pe, 2, dtype=torch.float64) / C_pe)  # (C/2,)
+    R = torch.zeros(C_pe, C_pe, dtype=torch.float64)
+    for i, w in enumerate(omega):  # (sin, cos)(t + k) = [[cos kw, sin kw], [-sin kw, cos kw]] (sin, cos)(t)
+        c, s = torch.cos(k * w), torch.sin(k * w)
+        R[2 * i:2 * i + 2, 2 * i:2 * i + 2] = torch.stack([torch.stack([c, s]), torch.stack([-s, c])])
+    torch.testing.assert_close(pe[k:], pe[:-k] @ R.T, atol=1e-5, rtol=0)
+    dots = pe @ pe.T                                                          # (64, 64)
+    torch.testing.assert_close(dots.diagonal(k)[:-1], dots.diagonal(k)[1:], atol=1e-5, rtol=0)  # offset only
+
+
+def test_rope_scores_depend_on_the_offset_only():
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 3, 9, 8, dtype=torch.float64), torch.randn(2, 3, 9, 8, dtype=torch.float64)
+    scores = rope(q) @ rope(k).transpose(-2, -1)                               # (B, H, T, S)
+    shift = torch.arange(9) + 4                                                # every position moved by 4
+    shifted = rope(q, shift) @ rope(k, shift).transpose(-2, -1)
+    torch.testing.assert_close(shifted, scores, atol=1e-10, rtol=0)            # same offsets, same scores
+    torch.testing.assert_close(rope(q).norm(dim=-1), q.norm(dim=-1))           # a rotation keeps lengths
+    torch.testing.assert_close(rope(q)[..., 0, :], q[..., 0, :])               # position 0 is not turned
+    assert (rope(q) - q)[..., 1:, :].abs().max() > 1e-2                        # the others are
+    # one pair turned by hand: position 3, columns (2, 3), ω_1 = 10000^(-2/8)
+    a = 3 * 10000 ** (-2 / 8)
+    x0, x1 = q[0, 0, 3, 2], q[0, 0, 3, 3]
+    expected = torch.stack([x0 * math.cos(a) - x1 * math.sin(a), x0 * math.sin(a) + x1 * math.cos(a)])
+    torch.testing.assert_close(rope(q)[0, 0, 3, 2:4], expected)
+    with pytest.raises(ValueError, match="even"):
+        rope(torch.randn(2, 5, 7))
 
 
 def test_masks():

@@ -4,6 +4,7 @@ import math
 
 import torch
 
+from ..modules import TransformerBlock
 from . import Exercise, register
 
 
@@ -80,3 +81,86 @@ def _describe(x) -> str:
     if isinstance(x, torch.Tensor):
         return f"dtype {x.dtype}, shape {tuple(x.shape)}"
     return type(x).__name__
+
+
+# --- building the transformer: multi-head attention's forward, then a pre-LN block -------------------
+
+def mha_forward(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask=None):
+    """Multi-head self-attention from its weights (the layout of ``modules.MultiHeadAttention``).
+
+    x (B, T, C); w_qkv (3C, C) and b_qkv (3C,) hold W_Q, W_K, W_V stacked as in ``nn.Linear``;
+    w_o (C, C), b_o (C,) mix the heads; mask bool, broadcastable to (B, H, T, T), True = may attend.
+    """
+    B, T, C = x.shape
+    Dh = C // n_heads
+    q, k, v = (x @ w_qkv.T + b_qkv).split(C, dim=-1)                  # (B, T, 3C) -> 3 × (B, T, C)
+    q, k, v = (t.view(B, T, n_heads, Dh).transpose(1, 2) for t in (q, k, v))  # -> (B, H, T, Dh)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(Dh)                  # (B, H, T, T)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))              # masked pairs get weight 0
+    pattern = scores.softmax(dim=-1)                                   # (B, H, T, T), rows sum to 1
+    out = pattern @ v                                                  # (B, H, T, Dh)
+    out = out.transpose(1, 2).reshape(B, T, C)                         # merge: -> (B, T, H, Dh) -> (B, T, C)
+    return out @ w_o.T + b_o                                           # (B, T, C)
+
+
+def _mha_inputs(gen: torch.Generator):
+    n_heads = int(torch.randint(1, 4, (1,), generator=gen))
+    C = n_heads * int(torch.randint(2, 5, (1,), generator=gen))
+    B, T = 2, int(torch.randint(2, 7, (1,), generator=gen))
+    x = torch.randn(B, T, C, generator=gen)
+    w_qkv, b_qkv = torch.randn(3 * C, C, generator=gen) / math.sqrt(C), torch.randn(3 * C, generator=gen)
+    w_o, b_o = torch.randn(C, C, generator=gen) / math.sqrt(C), torch.randn(C, generator=gen)
+    lengths = torch.randint(1, T + 1, (B,), generator=gen)                        # (B,)
+    pad = (torch.arange(T) < lengths[:, None])[:, None, None, :]                 # (B, 1, 1, T)
+    mask = pad & causal_mask(T)                                                  # (B, 1, T, T): never an empty row
+    return x, w_qkv, b_qkv, w_o, b_o, n_heads, mask
+
+
+register(Exercise(
+    id="05.mha_forward",
+    prompt="Write mha_forward(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask): project to q, k, v, split "
+           "the heads, scaled masked softmax, weighted sum, merge the heads, output projection.",
+    solution=mha_forward,
+    make_inputs=_mha_inputs,
+    hint="q, k, v = (x @ w_qkv.T + b_qkv).split(C, -1); split each head with view(B, T, H, Dh)."
+         "transpose(1, 2); divide the scores by √Dh (the head width, not C); masked_fill(~mask, -inf) "
+         "before the softmax; merge with transpose(1, 2).reshape(B, T, C) before w_o.",
+    atol=1e-5,
+))
+
+
+class _Block(TransformerBlock):
+    """A TransformerBlock with a one-line repr, so the check's message stays readable."""
+
+    def __repr__(self) -> str:
+        return f"TransformerBlock(C={self.attn.n_heads * self.attn.d_head}, H={self.attn.n_heads})"
+
+
+def pre_ln_block(x, block, mask=None):
+    """x (B, T, C) through a pre-LN block: x + attn(LN1(x)), then + mlp(LN2(·)), from its parts."""
+    x = x + block.attn(block.ln1(x), mask)     # (B, T, C): normalise, attend, add back
+    return x + block.mlp(block.ln2(x))         # (B, T, C): normalise the *updated* stream, MLP, add
+
+
+def _block_inputs(gen: torch.Generator):
+    n_heads = int(torch.randint(1, 4, (1,), generator=gen))
+    C = n_heads * int(torch.randint(2, 5, (1,), generator=gen))
+    block = _Block(C, n_heads, backend="functional").eval()
+    with torch.no_grad():
+        for p in block.parameters():  # random values everywhere, LayerNorm's scale and shift included
+            p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(max(p.shape[-1], 1)) + (p.dim() == 1) * 0.5)
+    T = int(torch.randint(2, 7, (1,), generator=gen))
+    return torch.randn(2, T, C, generator=gen), block, causal_mask(T)
+
+
+register(Exercise(
+    id="05.pre_ln_block",
+    prompt="Write pre_ln_block(x, block, mask) from block.ln1, block.attn, block.ln2, block.mlp: "
+           "x + attn(LN1(x), mask), then that plus mlp(LN2(that)).",
+    solution=pre_ln_block,
+    make_inputs=_block_inputs,
+    hint="pre-LN normalises the input of each sub-layer, never the residual stream itself: "
+         "x = x + block.attn(block.ln1(x), mask); then x + block.mlp(block.ln2(x)) with the updated x.",
+    atol=1e-5,
+))

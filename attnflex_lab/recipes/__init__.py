@@ -16,7 +16,7 @@ import os
 from ..profiles import PROFILES, profile
 from ..training import History, TrainConfig, fit
 from ..training.checkpoint import weights_sha256
-from . import dates, digits, lm, sequence, vit  # noqa: F401  (each registers its recipe on import)
+from . import dates, dates_transformer, digits, lm, sequence, vit  # noqa: F401  (each registers its recipe on import)
 from .registry import Recipe, RecipeRun, get, names, register
 
 

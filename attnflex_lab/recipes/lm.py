@@ -33,6 +33,30 @@ GPT_PRESETS = {
 }
 
 
+# Lesson 05's short run of this recipe, per profile (TrainConfig overrides): enough to beat the
+# unigram entropy in smoke and the bigram entropy in cpu (tests/test_learning_lm.py); gpu runs it all.
+SHORT_RUN = {
+    "smoke": dict(steps=40),
+    "cpu": dict(steps=70, batch_size=16, warmup_steps=10),
+    "gpu": {},
+}
+
+
+def char_entropies(tokens: torch.Tensor, vocab_size: int) -> tuple[float, float]:
+    """(H1, H2) in nats per character: the best loss of a model that sees no context (unigram
+    entropy −Σ p(c) ln p(c)) and of one that sees the previous character only (bigram entropy
+    −Σ p(a, b) ln p(b | a)), both measured on ``tokens`` (T,)."""
+    counts = torch.bincount(tokens, minlength=vocab_size).double()          # (V,)
+    p1 = counts[counts > 0] / counts.sum()
+    pairs = torch.zeros(vocab_size, vocab_size, dtype=torch.float64)        # (V, V) counts of (a, b)
+    pairs.index_put_((tokens[:-1], tokens[1:]), torch.ones(len(tokens) - 1, dtype=torch.float64),
+                     accumulate=True)
+    seen = pairs > 0
+    p_ab = pairs / pairs.sum()                                              # joint
+    p_b_given_a = pairs / pairs.sum(1, keepdim=True).clamp_min(1)           # rows: conditional
+    return -(p1 * p1.log()).sum().item(), -(p_ab[seen] * p_b_given_a[seen].log()).sum().item()
+
+
 def gpt_config(vocab_size: int, profile_name: str | None = None, **overrides) -> GPTConfig:
     """The TinyGPT size for the current (or given) profile, with ``overrides`` applied."""
     preset = by_profile(**GPT_PRESETS, profile_name=profile_name)

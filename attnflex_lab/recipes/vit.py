@@ -32,12 +32,12 @@ def vit_eval(model, data, batch_size: int = 512) -> dict:
 
 def train_config(profile: str, seed: int) -> TrainConfig:
     return TrainConfig(
-        steps=by_profile(smoke=30, cpu=2000, gpu=4000, profile_name=profile),
+        steps=by_profile(smoke=30, cpu=700, gpu=4000, profile_name=profile),
         batch_size=64,
         lr=2e-3,
         weight_decay=0.05,
-        warmup_steps=by_profile(smoke=5, cpu=150, gpu=300, profile_name=profile),
-        eval_every=by_profile(smoke=15, cpu=250, gpu=500, profile_name=profile),
+        warmup_steps=by_profile(smoke=5, cpu=70, gpu=300, profile_name=profile),
+        eval_every=by_profile(smoke=15, cpu=350, gpu=500, profile_name=profile),
         seed=seed,
     )
 

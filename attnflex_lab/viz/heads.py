@@ -100,3 +100,35 @@ def head_explorer(maps, queries: Sequence | None = None, keys: Sequence | None =
     output = widgets.interactive_output(redraw, {"layer": layer_slider, "head": head_slider,
                                                  "query": query_menu})
     return widgets.VBox([widgets.HBox([layer_slider, head_slider, query_menu]), output])
+
+
+def text_head_explorer(maps_for, text: str, *, num_layers: int, num_heads: int) -> widgets.VBox:
+    """Build (not display) a widget: type an input sequence, pick a layer and a head, see that map.
+
+    ``maps_for(text)`` runs the model on the typed text and returns ``(maps, query_labels,
+    key_labels)`` with maps (L, H, T, S) or (L, 1, H, T, S); a ValueError it raises (text the model
+    cannot read) is printed instead of a figure. The text box redraws when the learner presses
+    Enter or leaves the box (``continuous_update=False``), not on every keystroke.
+    """
+    text_box = widgets.Text(value=text, description="input", continuous_update=False)
+    layer_slider = widgets.IntSlider(value=0, min=0, max=num_layers - 1, description="layer",
+                                     continuous_update=False)
+    head_slider = widgets.IntSlider(value=0, min=0, max=num_heads - 1, description="head",
+                                    continuous_update=False)
+
+    def redraw(text: str, layer: int, head: int) -> None:
+        try:
+            maps, query_labels, key_labels = maps_for(text)
+        except ValueError as err:
+            print(f"cannot read {text!r}: {err}")
+            return
+        stack, query_labels, key_labels = prepare_stack(maps, query_labels, key_labels,
+                                                        batch=0 if len(maps.shape) == 5 else None)
+        fig, ax = plt.subplots(figsize=(5, 4), layout="constrained")
+        plot_attention(stack[layer, head], query_labels, key_labels, ax=ax, vmin=0.0, vmax=1.0,
+                       title=f"layer {layer}, head {head}")
+        plt.show()
+
+    output = widgets.interactive_output(redraw, {"text": text_box, "layer": layer_slider,
+                                                 "head": head_slider})
+    return widgets.VBox([text_box, widgets.HBox([layer_slider, head_slider]), output])

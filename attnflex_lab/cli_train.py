@@ -73,19 +73,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # Under torchrun: join the group (gloo for --device cpu or without CUDA, NCCL on GPUs) and
     # train on this rank's own GPU. Outside torchrun this only reports rank 0 of 1.
-    created = distributed.launched_by_torchrun() and not distributed.is_distributed()
-    info = distributed.init_from_env(device=args.device)
-    if info.world_size > 1:
-        overrides["device"] = str(info.device)
-    try:
-        metrics, run, _ = recipes.train_recipe(args.task, profile_name=args.profile, seed=args.seed,
-                                               resume=args.resume, overwrite=args.overwrite,
-                                               **overrides)
-    except CheckpointDirError as err:  # the folder filled between the check above and fit
-        raise SystemExit(f"error: {err}") from None
-    finally:
-        if created:
-            distributed.teardown()
+    with distributed.distributed_session(device=args.device) as info:
+        if info.world_size > 1:
+            overrides["device"] = str(info.device)
+        try:
+            metrics, run, _ = recipes.train_recipe(args.task, profile_name=args.profile, seed=args.seed,
+                                                   resume=args.resume, overwrite=args.overwrite,
+                                                   **overrides)
+        except CheckpointDirError as err:  # the folder filled between the check above and fit
+            raise SystemExit(f"error: {err}") from None
     rank = info.rank
     if rank == 0:
         from .profiles import profile

@@ -136,9 +136,17 @@ def init_from_env(backend: str | None = None, device: str | None = None) -> Dist
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, dist.get_backend())
 
 
-def teardown() -> None:
-    """Leave the process group (at the end of a run; safe to call when not distributed)."""
+def teardown(*, wait_for_peers: bool = True) -> None:
+    """Leave the process group (at the end of a run; safe to call when not distributed).
+
+    ``wait_for_peers``: a barrier first. A rank whose last collective has returned may still be
+    sending to a peer whose copy has not, and closing the connection under it can abort that peer
+    (gloo: "terminate called without an active exception"). After an error the peers may never reach
+    the barrier, so pass False there and leave at once.
+    """
     if is_distributed():
+        if wait_for_peers:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -147,8 +155,10 @@ def distributed_session(backend: str | None = None, device: str | None = None):
     """``with distributed_session() as info:`` joins the group if under torchrun and always leaves it."""
     joined_here = launched_by_torchrun() and not is_distributed()
     info = init_from_env(backend, device)
+    failed = True
     try:
         yield info
+        failed = False
     finally:
         if joined_here:
-            teardown()
+            teardown(wait_for_peers=not failed)

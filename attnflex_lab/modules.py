@@ -9,8 +9,9 @@ Dimension legend: B batch, H heads, T queries, S keys, Dh head width, C model wi
 - ``"sdpa"``:       ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, fastest).
 
 ``MultiHeadAttention(x, mask, kv=memory)`` is cross-attention (queries from x, keys and values from
-``memory``), the piece ``DecoderBlock`` adds to an encoder–decoder. ``rope`` rotates queries and keys
-by their positions (RoPE), so that their dot products depend on the offset only.
+``memory``), the piece ``DecoderBlock`` adds to an encoder–decoder.
+Positional encodings (sinusoidal, learned, RoPE) live in ``attnflex_lab.positional`` and are
+re-exported here.
 
 Hook points (``HookPoint``) are identity modules, declared with the shape of what passes through
 them, TransformerLens style. ``run_with_cache(model, x)`` attaches to every one and returns what
@@ -23,7 +24,6 @@ pattern changes the output there and nowhere else.
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 
 import torch
@@ -32,6 +32,15 @@ from torch import nn
 
 from . import functional
 from ._validate import check_floating, check_mask, check_tensor
+
+# The positional encodings live in ``positional``; they stay importable from here, where the lessons
+# and the models have always found them.
+from .positional import (  # noqa: F401
+    LearnedPositionalEncoding,
+    SinusoidalPositionalEncoding,
+    positional_encoding,
+    rope,
+)
 
 BACKENDS = ("functional", "ops", "sdpa")
 
@@ -73,79 +82,6 @@ def padding_mask(lengths: torch.Tensor, S: int) -> torch.Tensor:
     positions = torch.arange(S, device=lengths.device)          # (S,)
     keep = positions.unsqueeze(0) < lengths.unsqueeze(1)        # (1, S) < (B, 1) -> (B, S)
     return keep[:, None, None, :]                               # (B, 1, 1, S): broadcasts over H and T
-
-
-# --- positional encodings --------------------------------------------------------------------------
-
-class SinusoidalPositionalEncoding(nn.Module):
-    """Adds PE(t, 2i) = sin(t / 10000^(2i/C)), PE(t, 2i+1) = cos(t / 10000^(2i/C)) (Vaswani et al. 2017)."""
-
-    def __init__(self, d_model: int, max_len: int = 512):
-        super().__init__()
-        if d_model % 2:
-            raise ValueError(f"sinusoidal encodings pair sin and cos, so d_model must be even, got {d_model}")
-        position = torch.arange(max_len).unsqueeze(1)                              # (T_max, 1)
-        inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2) / d_model)  # (C/2,)
-        pe = torch.zeros(max_len, d_model)                                         # (T_max, C)
-        pe[:, 0::2] = torch.sin(position * inv_freq)                               # (T_max, 1) * (C/2,) -> (T_max, C/2)
-        pe[:, 1::2] = torch.cos(position * inv_freq)
-        self.register_buffer("pe", pe, persistent=False)  # a function of position, not a weight
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_length(x, self.pe.shape[0])
-        return x + self.pe[: x.shape[1]].to(x.dtype)  # (B, T, C) + (T, C) -> (B, T, C)
-
-
-class LearnedPositionalEncoding(nn.Module):
-    """Adds a trained vector per position (GPT-2, ViT)."""
-
-    def __init__(self, d_model: int, max_len: int = 512):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)  # (T_max, C)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_length(x, self.weight.shape[0])
-        return x + self.weight[: x.shape[1]]  # (B, T, C) + (T, C) -> (B, T, C)
-
-
-def _check_length(x: torch.Tensor, max_len: int) -> None:
-    if x.dim() != 3:
-        raise ValueError(f"positional encodings take x of shape (B, T, C), got {tuple(x.shape)}")
-    if x.shape[1] > max_len:
-        raise ValueError(f"sequence length T={x.shape[1]} exceeds the encoding's max_len={max_len}")
-
-
-def rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0) -> torch.Tensor:
-    """Rotary position embedding (Su et al. 2021): rotate each pair of columns (2i, 2i+1) of x by t·ω_i.
-
-    x (..., T, D) with D even; ``positions`` (T,) defaults to 0..T-1; ω_i = base^(-2i/D), the
-    sinusoidal encoding's frequencies. Applied to q and k (not v), a rotation by t·ω and one by s·ω
-    leave q·k depending on t - s only: ⟨R_t q, R_s k⟩ = ⟨q, R_{s-t} k⟩.
-    """
-    check_floating(x=x)
-    T, D = x.shape[-2], x.shape[-1]
-    if D % 2:
-        raise ValueError(f"rope rotates pairs of columns, so the last dim must be even, got shape {tuple(x.shape)}")
-    positions = torch.arange(T, device=x.device) if positions is None else positions.to(x.device)
-    if positions.shape != (T,):
-        raise ValueError(f"positions must have shape (T,) = ({T},), got {tuple(positions.shape)}")
-    inv_freq = base ** (-torch.arange(0, D, 2, device=x.device, dtype=torch.float64) / D)  # (D/2,)
-    angle = (positions.double()[:, None] * inv_freq).to(x.dtype)   # (T, 1) * (D/2,) -> (T, D/2)
-    cos, sin = angle.cos(), angle.sin()                             # (T, D/2)
-    even, odd = x[..., 0::2], x[..., 1::2]                          # (..., T, D/2) each
-    out = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (..., T, D/2, 2)
-    return out.flatten(-2)                                          # (..., T, D): pairs back in place
-
-
-def positional_encoding(kind: str, d_model: int, max_len: int) -> nn.Module:
-    """"sinusoidal", "learned" or "none" (identity: the model then sees a bag of tokens)."""
-    if kind == "sinusoidal":
-        return SinusoidalPositionalEncoding(d_model, max_len)
-    if kind == "learned":
-        return LearnedPositionalEncoding(d_model, max_len)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"positional encoding {kind!r} is not one of 'sinusoidal', 'learned', 'none'")
 
 
 # --- attention ---------------------------------------------------------------------------------------

@@ -141,6 +141,10 @@ def test_rope_scores_depend_on_the_offset_only():
     torch.testing.assert_close(rope(q)[0, 0, 3, 2:4], expected)
     with pytest.raises(ValueError, match="even"):
         rope(torch.randn(2, 5, 7))
+    with pytest.raises(ValueError, match=r"\(\.\.\., T, D\), got \(6,\)"):
+        rope(torch.randn(6))
+    with pytest.raises(ValueError, match=r"positions must have shape \(T,\) = \(5,\)"):
+        rope(torch.randn(2, 5, 4), torch.arange(4))
 
 
 def test_masks():

@@ -85,15 +85,13 @@ CANVAS_DISTRACTORS = 4               # 4×4 pieces of other digits pasted around
 
 
 def canvas_loss(model, batch) -> torch.Tensor:
-    images, labels, _ = batch                          # (B, 1, 24, 24), (B,), (B, 2)
-    logits, _ = model(images)
-    return F.cross_entropy(logits, labels)
+    images, labels, _ = batch                          # (B, 1, 16, 16), (B,), (B, 2): the corners unused
+    return digits_loss(model, (images, labels))
 
 
 def canvas_eval(model, data) -> dict:
-    images, labels, _ = data.tensors
-    preds, _ = predict(model, TensorDataset(images, labels))
-    return {"accuracy": accuracy(preds, labels)}
+    images, labels, _ = data.tensors                   # the corners are for the attention-on-digit check
+    return digits_eval(model, TensorDataset(images, labels))
 
 
 def canvas_train_config(profile: str, seed: int) -> TrainConfig:
@@ -129,7 +127,7 @@ def _build_canvas(model_cls):
     return build
 
 
-register(Recipe("digits_canvas", "attention pooling on digits among clutter on a 24x24 canvas",
+register(Recipe("digits_canvas", "attention pooling on digits among clutter on a 16x16 canvas",
                 _build_canvas(AttentionPoolingClassifier)))
 register(Recipe("digits_canvas_mean", "mean pooling on the cluttered canvases (the baseline)",
                 _build_canvas(MeanPoolingClassifier)))

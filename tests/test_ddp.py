@@ -92,6 +92,7 @@ def test_distributed_helpers_without_torchrun(monkeypatch):
 
 
 DROPOUT_SCRIPT = """
+import os
 import sys
 
 import torch
@@ -122,6 +123,11 @@ with distributed.distributed_session(device="cpu") as info:
     if info.is_main:
         ranks_differ = all(not torch.equal(a, b) for a, b in zip(everyone[0][0], everyone[1][0]))
         print(f"ranks_differ={ranks_differ} resumed_alike={[ok for _, ok in everyone]}")
+# Leave without interpreter finalisation: in 2 of ~20 runs under load a rank aborted there, after
+# the group was destroyed ("terminate called without an active exception": gloo threads still
+# holding tensors while Python tears down). Everything this test checks has happened by now.
+sys.stdout.flush()
+os._exit(0)
 """
 
 

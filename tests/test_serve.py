@@ -258,7 +258,7 @@ def test_weights_that_fit_two_recipes_ask_for_the_task(checkpoint_dir):
 
 def test_command_line_serves_until_terminated(checkpoint_dir):
     cmd = [sys.executable, "-m", "attnflex_lab", "serve", "--checkpoint", str(checkpoint_dir),
-           "--task", "sort", "--port", "0"]
+           "--task", "sort", "--profile", "smoke", "--port", "0"]  # --profile: a faster start
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=ROOT)

@@ -216,6 +216,9 @@ class DatesCodec(Codec):
         tokens, maps = model.generate(src)                          # (1, T); (1, T, S) or (1, L, H, T, S)
         text = TARGET_VOCAB.decode(tokens[0])
         source = SOURCE_VOCAB.decode(src[0, :n_chars])
+        if not getattr(model.cfg, "attention", True):   # dates_long_noattn: the α it returns are zeros
+            return {"prediction": text, "attention": None,
+                    "note": "this model has no attention: every step reads the last encoder state"}
         if maps.dim() == 3:
             attention = _attention(maps[0, :, :n_chars], ["output", "input"])
         else:

@@ -2,8 +2,9 @@
 
 The checkpoint holds weights and the TrainConfig but not the recipe's name or profile, so the recipe
 is found from the weights: every (recipe, profile) whose freshly built network has exactly the same
-parameter names and shapes is a candidate (built on the "meta" device: no memory, no data). One
-candidate recipe is served; several (sort and reverse share a network) ask for ``--task``.
+parameter names and shapes is a candidate (built without its data; large ones on the "meta"
+device, which allocates nothing). One candidate recipe is served; several (sort and reverse share
+a network) ask for ``--task``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ def _shapes(state: dict) -> dict[str, tuple[int, ...]]:
     return {name: tuple(t.shape) for name, t in state.items()}
 
 
+def _fresh_state(codec: Codec) -> dict:
+    """The state_dict of the codec's network, freshly built (its values do not matter, only shapes).
+
+    gpu-profile networks (85M parameters for the lm) are built on the "meta" device, which
+    allocates nothing; the small ones on the CPU, where building takes milliseconds, because the
+    first meta initialisation in a process costs seconds (torch imports its reference ops)."""
+    if codec.profile == "gpu":
+        with torch.device("meta"):
+            return codec.new_model().state_dict()
+    return codec.new_model().state_dict()
+
+
 def matching_codecs(state: dict, seed: int = 0, *, tasks=None, profiles=PROFILES) -> list[Codec]:
     """Codecs of every (recipe, profile) whose network has exactly the weights' names and shapes."""
     wanted = _shapes(state)
@@ -36,9 +49,7 @@ def matching_codecs(state: dict, seed: int = 0, *, tasks=None, profiles=PROFILES
     for recipe in tasks or sorted(CODECS):
         for profile_name in profiles:
             codec = codec_for(recipe, profile_name, seed)
-            with torch.device("meta"):              # shapes only: nothing allocated, nothing initialised
-                fresh = codec.new_model()
-            if _shapes(fresh.state_dict()) == wanted:
+            if _shapes(_fresh_state(codec)) == wanted:
                 found.append(codec)
     return found
 

@@ -10,8 +10,8 @@ FlashAttention (Dao et al. 2022; FlashAttention-2, Dao 2023) never builds them:
 - **backward**: recompute each block's weights P = exp(s·Q Kᵀ − lse) from the saved lse, and use
   ρ = rowsum(dO ⊙ O) in place of rowsum(dP ⊙ P) (the identity derived in ``ops.AttentionFunction``).
 
-Symbols follow lesson 00's notation table: the FlashAttention papers' scores S, log-sum-exp L and row
-term D are written Z, lse and ρ here (S counts keys, L counts layers, D is the head width).
+Symbols follow lesson 00's notation table: what the FlashAttention papers write S, L and D (the scores,
+the row log-sum-exp, the row term) is Z, lse and ρ here, because S counts keys, L layers and D is a width.
 
 Memory for the backward drops from O(T·S) to O(T·D). Shapes and masks follow ``functional.attention``:
 q (..., T, D), k (..., S, D), v (..., S, Dv), a bool mask broadcastable to (..., T, S) with True = may

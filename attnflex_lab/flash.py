@@ -5,10 +5,13 @@ Attention written as ``softmax(s·Q Kᵀ) V`` builds the (T, S) score and weight
 FlashAttention (Dao et al. 2022; FlashAttention-2, Dao 2023) never builds them:
 
 - **forward**: walk over key blocks with the *online softmax* (Milakov & Gimelshein 2018), keeping per
-  query row a running max m, a running sum l and an unnormalised output; save only O and the row
-  log-sum-exp L = m + log l;
-- **backward**: recompute each block's weights P = exp(s·Q Kᵀ − L) from the saved L, and use
-  D = rowsum(dO ⊙ O) in place of rowsum(dP ⊙ P) (the identity derived in ``ops.AttentionFunction``).
+  query row a running max m, a running sum l (ℓ) and an unnormalised output; save only O and the row
+  log-sum-exp lse = m + log l;
+- **backward**: recompute each block's weights P = exp(s·Q Kᵀ − lse) from the saved lse, and use
+  ρ = rowsum(dO ⊙ O) in place of rowsum(dP ⊙ P) (the identity derived in ``ops.AttentionFunction``).
+
+Symbols follow lesson 00's notation table: what the FlashAttention papers write S, L and D (the scores,
+the row log-sum-exp, the row term) is Z, lse and ρ here, because S counts keys, L layers and D is a width.
 
 Memory for the backward drops from O(T·S) to O(T·D). Shapes and masks follow ``functional.attention``:
 q (..., T, D), k (..., S, D), v (..., S, Dv), a bool mask broadcastable to (..., T, S) with True = may
@@ -125,29 +128,29 @@ def tiled_forward(q, k, v, mask, causal, scale, block_q, block_k):
         q_i = q[..., i0:i1, :] * scale                             # (..., bq, D)
         m = q.new_full((*lead, i1 - i0), float("-inf"))            # running max    (..., bq)
         l = q.new_zeros((*lead, i1 - i0))                          # running sum    (..., bq)
-        acc = q.new_zeros((*lead, i1 - i0, v.shape[-1]))           # Σ e^(s−m) v    (..., bq, Dv)
+        acc = q.new_zeros((*lead, i1 - i0, v.shape[-1]))           # Σ e^(z−m) v    (..., bq, Dv)
         for j0, j1, partly in key_blocks(i0, i1, T, S, block_k, causal):
-            s = q_i @ k[..., j0:j1, :].transpose(-2, -1)           # (..., bq, D) @ (..., D, bk) -> (..., bq, bk)
+            z = q_i @ k[..., j0:j1, :].transpose(-2, -1)           # Z_IJ: (..., bq, D) @ (..., D, bk) -> (..., bq, bk)
             allowed = _block_allowed(mask, partly, i0, i1, j0, j1, T, S, q.device)
             if allowed is not None:
-                s = s.masked_fill(~allowed, float("-inf"))
-            m_new = torch.maximum(m, s.detach().amax(dim=-1))      # (..., bq); O is invariant to m
+                z = z.masked_fill(~allowed, float("-inf"))
+            m_new = torch.maximum(m, z.detach().amax(dim=-1))      # (..., bq); O is invariant to m
             ref = _finite_or_zero(m_new)
             rescale = torch.exp(m - ref)                           # e^(m_old − m_new): (..., bq)
-            p = torch.exp(s - ref.unsqueeze(-1))                   # (..., bq, bk), unnormalised
+            p = torch.exp(z - ref.unsqueeze(-1))                   # (..., bq, bk), unnormalised
             l = l * rescale + p.sum(dim=-1)
             acc = acc * rescale.unsqueeze(-1) + p @ v[..., j0:j1, :]  # (..., bq, bk) @ (..., bk, Dv)
             m = m_new
         has_keys = l > 0                                           # False for a fully masked row
         out[..., i0:i1, :] = acc / torch.where(has_keys, l, torch.ones_like(l)).unsqueeze(-1)
-        # L = m + log l. An empty row gets L = +∞, so the backward's e^(s − L) recomputes its zeros.
+        # lse = m + log l. An empty row gets lse = +∞, so the backward's e^(z − lse) recomputes its zeros.
         lse[..., i0:i1] = torch.where(has_keys, _finite_or_zero(m) + torch.log(l),
                                       torch.full_like(l, float("inf")))
     return out, lse
 
 
 class FlashAttentionFunction(torch.autograd.Function):
-    """O = softmax(s·Q Kᵀ, masked) V, computed tile by tile; saves Q, K, V (inputs), O and L only."""
+    """O = softmax(s·Q Kᵀ, masked) V, computed tile by tile; saves Q, K, V (inputs), O and lse only."""
 
     @staticmethod
     def forward(ctx, q, k, v, mask, causal, scale, block_q, block_k):
@@ -159,16 +162,16 @@ class FlashAttentionFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        """Per tile (rows i of block I, keys j of block J), with D_i = rowsum(dO ⊙ O)_i:
+        """Per tile (rows i of block I, keys j of block J), with ρ_i = rowsum(dO ⊙ O)_i:
 
-        P_IJ  = exp(s·Q_I K_Jᵀ − L_I)            recomputed; L = m + log l from the forward
+        P_IJ  = exp(s·Q_I K_Jᵀ − lse_I)          recomputed; lse = m + log l from the forward
         dV_J += P_IJᵀ dO_I                        (bk, bq) @ (bq, Dv)
         dP_IJ = dO_I V_Jᵀ                         (bq, Dv) @ (Dv, bk)
-        dS_IJ = P_IJ ⊙ (dP_IJ − D_I)              softmax backward, rowsum(dP ⊙ P) = rowsum(dO ⊙ O)
-        dQ_I += s · dS_IJ K_J,   dK_J += s · dS_IJᵀ Q_I
+        dZ_IJ = P_IJ ⊙ (dP_IJ − ρ_I)              softmax backward, rowsum(dP ⊙ P) = rowsum(dO ⊙ O)
+        dQ_I += s · dZ_IJ K_J,   dK_J += s · dZ_IJᵀ Q_I
 
-        D needs only O and dO: rowsum(dP ⊙ P)_i = Σ_j (dO_i · v_j) P_ij = dO_i · Σ_j P_ij v_j = dO_i · O_i.
-        Masked entries have P = 0 (s = −∞), so they get no gradient; an empty row has L = +∞, so its
+        ρ needs only O and dO: rowsum(dP ⊙ P)_i = Σ_j (dO_i · v_j) P_ij = dO_i · Σ_j P_ij v_j = dO_i · O_i.
+        Masked entries have P = 0 (z = −∞), so they get no gradient; an empty row has lse = +∞, so its
         whole row of P is 0. Masked tiles that the forward skipped are skipped here as well.
         """
         q, k, v, out, lse = ctx.saved_tensors
@@ -176,24 +179,24 @@ class FlashAttentionFunction(torch.autograd.Function):
         block_q, block_k = ctx.blocks
         T, S = q.shape[-2], k.shape[-2]
         mask = _expand_mask(mask, T, S)
-        row_dot = (grad_out * out).sum(dim=-1)                     # D = rowsum(dO ⊙ O): (..., T)
+        row_dot = (grad_out * out).sum(dim=-1)                     # ρ = rowsum(dO ⊙ O): (..., T)
         grad_q, grad_k, grad_v = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
         for i0 in range(0, T, block_q):
             i1 = min(i0 + block_q, T)
             q_i = q[..., i0:i1, :] * scale                         # (..., bq, D)
             do_i = grad_out[..., i0:i1, :]                         # (..., bq, Dv)
-            lse_i, d_i = lse[..., i0:i1, None], row_dot[..., i0:i1, None]  # (..., bq, 1)
+            lse_i, rho_i = lse[..., i0:i1, None], row_dot[..., i0:i1, None]  # (..., bq, 1)
             for j0, j1, partly in key_blocks(i0, i1, T, S, block_k, causal):
                 k_j, v_j = k[..., j0:j1, :], v[..., j0:j1, :]      # (..., bk, D), (..., bk, Dv)
-                s = q_i @ k_j.transpose(-2, -1)                    # (..., bq, bk)
+                z = q_i @ k_j.transpose(-2, -1)                    # (..., bq, bk)
                 allowed = _block_allowed(mask, partly, i0, i1, j0, j1, T, S, q.device)
                 if allowed is not None:
-                    s.masked_fill_(~allowed, float("-inf"))
-                p = torch.exp(s.sub_(lse_i))                       # P_IJ: (..., bq, bk)
+                    z.masked_fill_(~allowed, float("-inf"))
+                p = torch.exp(z.sub_(lse_i))                       # P_IJ: (..., bq, bk)
                 grad_v[..., j0:j1, :] += p.transpose(-2, -1) @ do_i  # (..., bk, bq) @ (..., bq, Dv)
-                grad_s = (do_i @ v_j.transpose(-2, -1)).sub_(d_i).mul_(p)  # dS: (..., bq, bk)
-                grad_q[..., i0:i1, :] += grad_s @ k_j              # (..., bq, bk) @ (..., bk, D)
-                grad_k[..., j0:j1, :] += grad_s.transpose(-2, -1) @ q_i  # q_i carries the scale
+                grad_z = (do_i @ v_j.transpose(-2, -1)).sub_(rho_i).mul_(p)  # dZ: (..., bq, bk)
+                grad_q[..., i0:i1, :] += grad_z @ k_j              # (..., bq, bk) @ (..., bk, D)
+                grad_k[..., j0:j1, :] += grad_z.transpose(-2, -1) @ q_i  # q_i carries the scale
         return grad_q.mul_(scale), grad_k, grad_v, None, None, None, None, None
 
 
@@ -261,13 +264,13 @@ def trace_tiles(q: torch.Tensor, k: torch.Tensor, *, causal: bool = False, scale
         m = q.new_full((i1 - i0,), float("-inf"))
         l = q.new_zeros(i1 - i0)
         for j0, j1, partly in key_blocks(i0, i1, T, S, _check_block("block_k", block_k), causal):
-            s = (q[i0:i1] * scale) @ k[j0:j1].T                    # (bq, bk)
+            z = (q[i0:i1] * scale) @ k[j0:j1].T                    # (bq, bk)
             allowed = _block_allowed(None, partly, i0, i1, j0, j1, T, S, q.device)
             if allowed is not None:
-                s = s.masked_fill(~allowed, float("-inf"))
-            m, l = online_softmax_update(m, l, s)
+                z = z.masked_fill(~allowed, float("-inf"))
+            m, l = online_softmax_update(m, l, z)
             steps.append({"rows": (i0, i1), "cols": (j0, j1), "m": m.clone(), "l": l.clone(),
-                          "scores": s.clone()})
+                          "scores": z.clone()})
     return steps
 
 

@@ -1,7 +1,8 @@
 """Reference attention math, written with plain torch ops so autograd supplies the gradients.
 
 This module is the ground truth the hand-derived backward passes in ``ops`` are checked against.
-Shapes: q (..., T, D), k (..., S, D), v (..., S, Dv); weights (..., T, S).
+Shapes: q (..., T, D), k (..., S, D), v (..., S, Dv); scores z_ij and weights (..., T, S). Symbols follow
+the notation table of lesson 00.
 Masks are boolean and True means "may attend" (as in ``F.scaled_dot_product_attention``).
 """
 
@@ -46,21 +47,21 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None,
 # --- score functions: how well does each query match each key? -> (..., T, S) -----------------
 
 def dot_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """s_ij = q_i · k_j."""
+    """z_ij = q_i · k_j."""
     check_floating(q=q, k=k)
     _check_qk(q, k)
     return q @ k.transpose(-2, -1)  # (..., T, D) @ (..., D, S) -> (..., T, S)
 
 
 def scaled_dot_scores(q: torch.Tensor, k: torch.Tensor, scale: float | None = None) -> torch.Tensor:
-    """s_ij = scale · q_i · k_j, scale = 1/√D by default so scores keep unit variance as D grows."""
+    """z_ij = scale · q_i · k_j, scale = 1/√D by default so scores keep unit variance as D grows."""
     scores = dot_scores(q, k)  # (..., T, S); validates q and k before D is read
     scale = default_scale(q) if scale is None else check_scale(scale)
     return scores * scale
 
 
 def general_scores(q: torch.Tensor, k: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Luong's "general" score s_ij = q_iᵀ W k_j; W is (Dq, Dk), so q and k may differ in width."""
+    """Luong's "general" score z_ij = q_iᵀ W k_j; W is (Dq, Dk), so q and k may differ in width."""
     check_floating(q=q, k=k, weight=weight)
     check_min_dims("q", q, 2, "(..., T, Dq)")
     check_min_dims("k", k, 2, "(..., S, Dk)")
@@ -74,9 +75,10 @@ def general_scores(q: torch.Tensor, k: torch.Tensor, weight: torch.Tensor) -> to
 
 def additive_scores(q: torch.Tensor, k: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor,
                     v_a: torch.Tensor) -> torch.Tensor:
-    """Bahdanau's additive score s_ij = v_aᵀ tanh(W_q q_i + W_k k_j).
+    """Bahdanau's additive score z_ij = v_aᵀ tanh(W_q q_i + W_k k_j).
 
-    q (..., T, Dq), k (..., S, Dk), w_q (A, Dq), w_k (A, Dk), v_a (A,) where A is the hidden width.
+    q (..., T, Dq), k (..., S, Dk), w_q = W_q (A, Dq), w_k = W_k (A, Dk), v_a (A,) where A is the
+    hidden width.
     """
     check_floating(q=q, k=k, w_q=w_q, w_k=w_k, v_a=v_a)
     check_min_dims("q", q, 2, "(..., T, Dq)")

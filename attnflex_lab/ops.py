@@ -3,8 +3,9 @@
 Each op computes the same values as its autograd reference (``functional``, or plain torch for the
 read-out and the loss); what differs is the backward, written out by hand right under the forward
 (its formula in the docstring), with no autograd inside it. Upstream gradients are written g (or
-dO, dP, ...): the gradient of the loss with respect to that output. Shapes use the lab's legend:
-T queries, S keys, D query/key width, Dv value width.
+dO, dP, ...): the gradient of the loss ℒ with respect to that output. Symbols and shapes follow the
+notation table of lesson 00: T queries, S keys, D query/key width, Dv value width, Z the scores
+(S is a count, never the score matrix), ρ = rowsum(dP ⊙ P) the softmax backward's row term.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def softmax(x: torch.Tensor, dim: int = -1, mask: torch.Tensor | None = None) ->
 # --- attention pooling with a learned context vector ---------------------------------------------
 
 class AttentionPoolFunction(torch.autograd.Function):
-    """s = e w_a, α = softmax(s), c = Σ_t α_t e_t. Returns (c (..., d), α (..., T))."""
+    """z = e w_a, α = softmax(z), c = Σ_t α_t e_t. Returns (c (..., d), α (..., T))."""
 
     @staticmethod
     def forward(ctx, e, w_a, mask):
@@ -109,12 +110,12 @@ class AttentionPoolFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_context, grad_alpha):
-        """With dc = ∂L/∂c and dα_ext = ∂L/∂α (from any use of the returned α):
+        """With dc = ∂ℒ/∂c and dα_ext = ∂ℒ/∂α (from any use of the returned α):
 
         dα = e dc + dα_ext            (each α_t multiplies e_t in c)
-        ds = α ⊙ (dα − ⟨dα, α⟩)       (the softmax VJP)
-        de_t = α_t dc + ds_t w_a      (e_t enters c directly and through its score)
-        dw_a = Σ ds_t e_t             (summed over every position and leading index)
+        dz = α ⊙ (dα − ⟨dα, α⟩)       (the softmax VJP)
+        de_t = α_t dc + dz_t w_a      (e_t enters c directly and through its score)
+        dw_a = Σ dz_t e_t             (summed over every position and leading index)
         """
         e, w_a, alpha = ctx.saved_tensors
         grad_alpha_total = torch.zeros_like(alpha) if grad_alpha is None else grad_alpha
@@ -122,7 +123,7 @@ class AttentionPoolFunction(torch.autograd.Function):
             # (..., T, d) @ (..., d, 1) -> (..., T)
             grad_alpha_total = grad_alpha_total + (e @ grad_context.unsqueeze(-1)).squeeze(-1)
         inner = (grad_alpha_total * alpha).sum(-1, keepdim=True)  # (..., 1)
-        grad_scores = alpha * (grad_alpha_total - inner)          # (..., T)
+        grad_scores = alpha * (grad_alpha_total - inner)          # dz: (..., T)
         grad_e = grad_scores.unsqueeze(-1) * w_a         # (..., T, 1) * (d,) -> (..., T, d)
         if grad_context is not None:
             # (..., T, 1) * (..., 1, d) -> (..., T, d)
@@ -142,37 +143,40 @@ def attention_pool(e: torch.Tensor, w_a: torch.Tensor, mask: torch.Tensor | None
 # --- linear read-out and loss (so a pooling model has a hand backward end to end) ----------------
 
 class PooledReadoutFunction(torch.autograd.Function):
-    """y = vᵀ U c for every c in a batch: c (..., d), U (h, d), v (h,) -> y (...)."""
+    """y = w_oᵀ U c for every c in a batch: c (..., d), U (d_o, d), w_o (d_o,) -> y (...).
+
+    The arguments are named ``u`` (U) and ``v`` (w_o); v here is the read-out vector, not a value.
+    """
 
     @staticmethod
     def forward(ctx, c, u, v):
-        hidden = c @ u.T      # (..., d) @ (d, h) -> (..., h)
+        hidden = c @ u.T      # (..., d) @ (d, d_o) -> (..., d_o)
         ctx.save_for_backward(c, u, v)
-        return hidden @ v     # (..., h) @ (h,) -> (...)
+        return hidden @ v     # (..., d_o) @ (d_o,) -> (...)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
-        """With g_n = ∂L/∂y_n and m = Σ_n g_n c_n (one vector, shape (d,)):
+        """With g_n = ∂ℒ/∂y_n and m = Σ_n g_n c_n (one vector, shape (d,)):
 
-        dc_n = g_n Uᵀ v,   dU = v mᵀ,   dv = U m.
+        dc_n = g_n Uᵀ w_o,   dU = w_o mᵀ,   dw_o = U m.
         """
         c, u, v = ctx.saved_tensors
         grad_c = grad_y.unsqueeze(-1) * (u.T @ v)             # (..., 1) * (d,) -> (..., d)
         weighted_c = (grad_y.unsqueeze(-1) * c).reshape(-1, c.shape[-1]).sum(0)  # m, (d,)
-        grad_u = torch.outer(v, weighted_c)                    # (h,) ⊗ (d,) -> (h, d)
-        grad_v = u @ weighted_c                                # (h, d) @ (d,) -> (h,)
+        grad_u = torch.outer(v, weighted_c)                    # dU: (d_o,) ⊗ (d,) -> (d_o, d)
+        grad_v = u @ weighted_c                                # dw_o: (d_o, d) @ (d,) -> (d_o,)
         return grad_c, grad_u, grad_v
 
 
 def pooled_readout(c: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """y = vᵀ U c with a hand-written backward for c, U and v."""
+    """y = w_oᵀ U c (``u`` is U, ``v`` is w_o) with a hand-written backward for c, U and w_o."""
     check_readout_inputs(c, u, v)
     return _apply(PooledReadoutFunction, c, u, v)
 
 
 class MSELossFunction(torch.autograd.Function):
-    """L = mean((y − t)²) over every entry."""
+    """ℒ = mean((y − t)²) over every entry."""
 
     @staticmethod
     def forward(ctx, pred, target):
@@ -201,7 +205,7 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # --- scaled dot-product attention --------------------------------------------------------------
 
 class AttentionFunction(torch.autograd.Function):
-    """S = s·Q Kᵀ, P = masked_softmax(S), O = P V. Returns (O (..., T, Dv), P (..., T, S))."""
+    """Z = s·Q Kᵀ, P = masked_softmax(Z), O = P V. Returns (O (..., T, Dv), P (..., T, S))."""
 
     @staticmethod
     def forward(ctx, q, k, v, mask, scale):
@@ -219,16 +223,16 @@ class AttentionFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_weights):
-        """With dO = ∂L/∂O and dP_ext = ∂L/∂P (from any use of the returned weights):
+        """With dO = ∂ℒ/∂O and dP_ext = ∂ℒ/∂P (from any use of the returned weights):
 
         dV = Pᵀ dO
         dP = dO Vᵀ + dP_ext
-        dS = P ⊙ (dP − rowsum(dP ⊙ P))
-        dQ = s · dS K,   dK = s · dSᵀ Q
+        dZ = P ⊙ (dP − ρ),   ρ = rowsum(dP ⊙ P)   (one number per row)
+        dQ = s · dZ K,   dK = s · dZᵀ Q
 
-        rowsum(dO Vᵀ ⊙ P) = rowsum(dO ⊙ O) because O = P V, so when the weights get no gradient
+        ρ = rowsum(dO Vᵀ ⊙ P) = rowsum(dO ⊙ O) because O = P V, so when the weights get no gradient
         the (T, S) product dP ⊙ P is never formed (the trick FlashAttention uses; Dao et al. 2022).
-        Masked entries have P = 0, hence dS = 0; a fully masked row is all zeros.
+        Masked entries have P = 0, hence dZ = 0; a fully masked row is all zeros.
         """
         q, k, v, weights, out = ctx.saved_tensors
         need_q, need_k, need_v = ctx.needs_input_grad[:3]
@@ -241,14 +245,14 @@ class AttentionFunction(torch.autograd.Function):
         if grad_out is not None:
             grad_p = grad_out @ v.transpose(-2, -1)  # (..., T, Dv) @ (..., Dv, S) -> (..., T, S)
             if grad_weights is None:
-                row_dot = (grad_out * out).sum(-1, keepdim=True)  # rowsum(dO ⊙ O): (..., T, 1)
+                row_dot = (grad_out * out).sum(-1, keepdim=True)  # ρ = rowsum(dO ⊙ O): (..., T, 1)
             else:
                 grad_p += grad_weights
-                row_dot = (grad_p * weights).sum(-1, keepdim=True)  # (..., T, 1)
+                row_dot = (grad_p * weights).sum(-1, keepdim=True)  # ρ = rowsum(dP ⊙ P): (..., T, 1)
         else:
             grad_p = grad_weights.clone()                   # never write into an incoming gradient
             row_dot = (grad_p * weights).sum(-1, keepdim=True)
-        grad_scores = grad_p.sub_(row_dot).mul_(weights)    # dS, in place over dP: (..., T, S)
+        grad_scores = grad_p.sub_(row_dot).mul_(weights)    # dZ, in place over dP: (..., T, S)
         if need_q:
             grad_q = (grad_scores @ k).mul_(ctx.scale)  # (..., T, S) @ (..., S, D) -> (..., T, D)
         if need_k:

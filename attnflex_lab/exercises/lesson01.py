@@ -14,7 +14,7 @@ from . import Exercise, register
 
 
 def scaled_dot_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """s_ij = q_i · k_j / √d for q (B, T, d) and k (B, S, d); returns (B, T, S)."""
+    """z_ij = q_i · k_j / √d for q (B, T, d) and k (B, S, d); returns (B, T, S)."""
     d = q.shape[-1]
     return q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, T, d) @ (B, d, S) -> (B, T, S)
 

@@ -26,7 +26,7 @@ def _softmax_inputs(gen: torch.Generator):
 register(Exercise(
     id="02.softmax_backward",
     prompt="Write softmax_backward(probs, grad_probs): the gradient with respect to the logits, "
-           "given p = softmax(x) over the last dim and the upstream gradient g = ∂L/∂p.",
+           "given p = softmax(x) over the last dim and the upstream gradient g = ∂ℒ/∂p.",
     solution=softmax_backward,
     make_inputs=_softmax_inputs,
     hint="the Jacobian is diag(p) − p pᵀ, so dx = p ⊙ (g − ⟨g, p⟩): subtract the per-row dot "
@@ -48,8 +48,8 @@ def _dv_inputs(gen: torch.Generator):
 
 register(Exercise(
     id="02.attention_dv",
-    prompt="Write attention_dv(weights, grad_out): ∂L/∂V for O = P V, with weights P (..., T, S) "
-           "and grad_out dO = ∂L/∂O (..., T, Dv). The answer has V's shape (..., S, Dv).",
+    prompt="Write attention_dv(weights, grad_out): ∂ℒ/∂V for O = P V, with weights P (..., T, S) "
+           "and grad_out dO = ∂ℒ/∂O (..., T, Dv). The answer has V's shape (..., S, Dv).",
     solution=attention_dv,
     make_inputs=_dv_inputs,
     hint="O_t = Σ_s P_ts V_s, so V_s collects P_ts · dO_t over every query t: dV = Pᵀ dO. "
@@ -79,8 +79,8 @@ def _dq_inputs(gen: torch.Generator):
 
 register(Exercise(
     id="02.attention_dq",
-    prompt="Write attention_dq(q, k, v, grad_out, scale): ∂L/∂Q for O = softmax(scale · Q Kᵀ) V "
-           "(softmax over the keys), given grad_out dO = ∂L/∂O.",
+    prompt="Write attention_dq(q, k, v, grad_out, scale): ∂ℒ/∂Q for O = softmax(scale · Q Kᵀ) V "
+           "(softmax over the keys), given grad_out dO = ∂ℒ/∂O.",
     solution=attention_dq,
     make_inputs=_dq_inputs,
     hint="go backwards one step at a time: P = softmax(scale · Q Kᵀ); dP = dO Vᵀ; "

@@ -28,7 +28,7 @@ register(Exercise(
 
 def confusion_counts(labels: torch.Tensor, predictions: torch.Tensor,
                      num_classes: int) -> torch.Tensor:
-    """(C, C) int64 counts: entry [i, j] = how many images of true class i were predicted as j."""
+    """(num_classes, num_classes) int64 counts: entry [i, j] = how many images of true class i were predicted as j."""
     flat = labels * num_classes + predictions                      # (N,) one cell id per image
     return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
 
@@ -43,7 +43,7 @@ def _confusion_inputs(gen: torch.Generator):
 
 register(Exercise(
     id="03.confusion_counts",
-    prompt="Write confusion_counts(labels, predictions, num_classes): a (C, C) tensor whose entry "
+    prompt="Write confusion_counts(labels, predictions, num_classes): a (num_classes, num_classes) tensor whose entry "
            "[i, j] counts the images of true class i that were predicted as class j.",
     solution=confusion_counts,
     make_inputs=_confusion_inputs,

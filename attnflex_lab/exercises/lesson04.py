@@ -6,15 +6,15 @@ from ..functional import masked_softmax
 from . import Exercise, register
 
 
-def additive_attention_weights(s: torch.Tensor, h: torch.Tensor, w_q: torch.Tensor,
-                               w_k: torch.Tensor, v_a: torch.Tensor,
+def additive_attention_weights(u: torch.Tensor, h: torch.Tensor, W_q: torch.Tensor,
+                               W_k: torch.Tensor, v_a: torch.Tensor,
                                mask: torch.Tensor) -> torch.Tensor:
-    """α_j = softmax_j(v_aᵀ tanh(W_q s + W_k h_j)) over the unmasked j.
+    """α_j = softmax_j(v_aᵀ tanh(W_q u + W_k h_j)) over the unmasked j.
 
-    s (B, Dq) decoder state, h (B, S, Dk) encoder states, w_q (A, Dq), w_k (A, Dk), v_a (A,),
+    u (B, Dq) decoder state, h (B, S, Dk) encoder states, W_q (A, Dq), W_k (A, Dk), v_a (A,),
     mask (B, S) True = a real source character. Returns α (B, S).
     """
-    hidden = torch.tanh((s @ w_q.T).unsqueeze(1) + h @ w_k.T)  # (B, 1, A) + (B, S, A) -> (B, S, A)
+    hidden = torch.tanh((u @ W_q.T).unsqueeze(1) + h @ W_k.T)  # (B, 1, A) + (B, S, A) -> (B, S, A)
     scores = hidden @ v_a                                       # (B, S, A) @ (A,) -> (B, S)
     return masked_softmax(scores, mask)                         # (B, S)
 
@@ -31,8 +31,8 @@ def _additive_inputs(gen: torch.Generator):
 
 register(Exercise(
     id="04.additive_attention_weights",
-    prompt="Write additive_attention_weights(s, h, w_q, w_k, v_a, mask): Bahdanau's scores "
-           "v_a·tanh(W_q s + W_k h_j), then a softmax over the source positions that the mask keeps.",
+    prompt="Write additive_attention_weights(u, h, W_q, W_k, v_a, mask): Bahdanau's scores "
+           "v_a·tanh(W_q u + W_k h_j), then a softmax over the source positions that the mask keeps.",
     solution=additive_attention_weights,
     make_inputs=_additive_inputs,
     hint="padding must get weight 0: use attnflex_lab.functional.masked_softmax(scores, mask) "

@@ -52,11 +52,11 @@ register(Exercise(
 ))
 
 
-def sinusoidal_encoding(T: int, d_model: int) -> torch.Tensor:
+def sinusoidal_encoding(T: int, C: int) -> torch.Tensor:
     """(T, C): PE[t, 2i] = sin(t / 10000^(2i/C)), PE[t, 2i+1] = cos(t / 10000^(2i/C))."""
     position = torch.arange(T).unsqueeze(1)                                      # (T, 1)
-    inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2) / d_model)  # (C/2,)
-    pe = torch.zeros(T, d_model)
+    inv_freq = torch.exp(-math.log(10000.0) * torch.arange(0, C, 2) / C)  # (C/2,)
+    pe = torch.zeros(T, C)
     pe[:, 0::2] = torch.sin(position * inv_freq)                                 # (T, C/2)
     pe[:, 1::2] = torch.cos(position * inv_freq)
     return pe
@@ -68,11 +68,11 @@ def _pe_inputs(gen: torch.Generator):
 
 register(Exercise(
     id="05.sinusoidal_encoding",
-    prompt="Write sinusoidal_encoding(T, d_model): the (T, d_model) sin/cos table of Vaswani et al.",
+    prompt="Write sinusoidal_encoding(T, C): the (T, C) sin/cos table of Vaswani et al.",
     solution=sinusoidal_encoding,
     make_inputs=_pe_inputs,
     hint="even columns 2i hold sin(t·ω_i), odd columns 2i+1 hold cos(t·ω_i), with "
-         "ω_i = 10000^(-2i/d_model): the same frequency for a sin/cos pair.",
+         "ω_i = 10000^(-2i/C): the same frequency for a sin/cos pair.",
     atol=1e-5,
 ))
 
@@ -92,15 +92,15 @@ def mha_forward(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask=None):
     w_o (C, C), b_o (C,) mix the heads; mask bool, broadcastable to (B, H, T, T), True = may attend.
     """
     B, T, C = x.shape
-    Dh = C // n_heads
+    D = C // n_heads                                                   # the head width
     q, k, v = (x @ w_qkv.T + b_qkv).split(C, dim=-1)                  # (B, T, 3C) -> 3 × (B, T, C)
-    q, k, v = (t.view(B, T, n_heads, Dh).transpose(1, 2) for t in (q, k, v))  # -> (B, H, T, Dh)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(Dh)                  # (B, H, T, T)
+    q, k, v = (t.view(B, T, n_heads, D).transpose(1, 2) for t in (q, k, v))  # -> (B, H, T, D)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(D)                   # (B, H, T, T)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))              # masked pairs get weight 0
     pattern = scores.softmax(dim=-1)                                   # (B, H, T, T), rows sum to 1
-    out = pattern @ v                                                  # (B, H, T, Dh)
-    out = out.transpose(1, 2).reshape(B, T, C)                         # merge: -> (B, T, H, Dh) -> (B, T, C)
+    out = pattern @ v                                                  # (B, H, T, D)
+    out = out.transpose(1, 2).reshape(B, T, C)                         # merge: -> (B, T, H, D) -> (B, T, C)
     return out @ w_o.T + b_o                                           # (B, T, C)
 
 
@@ -123,8 +123,8 @@ register(Exercise(
            "the heads, scaled masked softmax, weighted sum, merge the heads, output projection.",
     solution=mha_forward,
     make_inputs=_mha_inputs,
-    hint="q, k, v = (x @ w_qkv.T + b_qkv).split(C, -1); split each head with view(B, T, H, Dh)."
-         "transpose(1, 2); divide the scores by √Dh (the head width, not C); masked_fill(~mask, -inf) "
+    hint="q, k, v = (x @ w_qkv.T + b_qkv).split(C, -1); split each head with view(B, T, H, D)."
+         "transpose(1, 2); divide the scores by √D (the head width D = C/H, not C); masked_fill(~mask, -inf) "
          "before the softmax; merge with transpose(1, 2).reshape(B, T, C) before w_o.",
     atol=1e-5,
 ))

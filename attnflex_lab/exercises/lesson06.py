@@ -18,7 +18,8 @@ def _flops_inputs(gen: torch.Generator):
 
 register(Exercise(
     id="06.flops_per_token",
-    prompt="Write flops_per_token(n_params, n_layers, d_model, seq_len) = 6N + 12·L·C·T.",
+    prompt="Write flops_per_token(n_params, n_layers, d_model, seq_len) = 6N + 12·L·C·T "
+           "(N = n_params, L = n_layers, C = d_model, T = seq_len).",
     solution=flops_per_token,
     make_inputs=_flops_inputs,
     hint="2 FLOPs per multiply-add, times 3 for forward + backward gives 6 per parameter; the "

@@ -5,7 +5,9 @@
     α = softmax_j(q·k_j / √d) (B, L)   ->   ŷ = w_o · Σ_j α_j v_j + b   (B,)
 
 The lag position p_j lets the model prefer a *lag* (12 months back, say) whatever the values are;
-the query lets that preference depend on the window. Since v_j carries x_j linearly, a model that
+the query lets that preference depend on the window. With ``query_from_window=False`` the query is
+one learned vector for every window; α then changes from window to window only through the keys
+(which carry the values), so its average over windows reads more like a profile over the lags. Since v_j carries x_j linearly, a model that
 puts all its weight on lag 12 predicts "the same change as a year ago", the seasonal-naive rule in
 difference form. ``forward`` returns ``(prediction (B,), alpha (B, L))``; alpha[:, -1] is lag 1.
 """
@@ -25,7 +27,7 @@ class ForecasterConfig:
     window: int = 36          # L lags seen (three seasons of monthly data)
     d_model: int = 16         # width of a lag's vector
     dropout: float = 0.0      # on the attention output; the data set is small, the model smaller
-    query_from_window: bool = True  # False: one learned query, so α is a fixed profile over lags
+    query_from_window: bool = True  # False: one learned query for every window (α still moves with the keys)
 
 
 class AttentionForecaster(nn.Module):

@@ -124,10 +124,10 @@ def test_baselines_and_mase_on_a_made_up_series():
 
 
 def test_top1_hit_rate_counts_clicked_examples_only():
-    data = recsys.Clicks(history=torch.tensor([[1, 2, 3], [4, 5, 0], [6, 7, 8]]),
-                         candidate=torch.tensor([9, 10, 11]), label=torch.tensor([1.0, 1.0, 0.0]),
-                         relevant=torch.tensor([2, 0, -1]))
-    weights = torch.tensor([[0.1, 0.2, 0.7], [0.3, 0.7, 0.0], [1.0, 0.0, 0.0]])
+    data = recsys.Clicks(history=torch.tensor([[6, 7, 8], [1, 2, 3], [4, 5, 0]]),
+                         candidate=torch.tensor([11, 9, 10]), label=torch.tensor([0.0, 1.0, 1.0]),
+                         relevant=torch.tensor([-1, 2, 0]))
+    weights = torch.tensor([[1.0, 0.0, 0.0], [0.1, 0.2, 0.7], [0.3, 0.7, 0.0]])   # a hit, then a miss
     assert recsys.top1_hit_rate(weights, data) == 0.5
     with pytest.raises(ValueError, match="must match history"):
         recsys.top1_hit_rate(weights[:, :2], data)

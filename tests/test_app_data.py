@@ -78,7 +78,8 @@ def test_error_messages_shape_labels_and_split():
 
 
 def test_tokenizer_and_vocabulary():
-    assert errors.tokenize("Expected str, not {} (got %s) x2") == ["expected", "str", "not", "{}", "got", "%s", "x", "2"]
+    words = ["expected", "str", "not", "{}", "got", "%s", "x", "2"]
+    assert errors.tokenize("Expected str, not {} (got %s) x2") == words
     vocab = errors.Vocabulary(["bad value", "bad type", "bad"], min_count=2)
     assert vocab.words == ["<pad>", "<unk>", "bad"]
     ids = vocab.encode(["bad value here", "bad"], max_len=4)
@@ -90,7 +91,8 @@ def test_delete_tokens_closes_the_gaps_and_keeps_padding_at_the_end():
     drop = torch.tensor([[False, True, False, False], [True, False, False, False]])
     assert errors.delete_tokens(ids, drop).tolist() == [[5, 7, 0, 0], [9, 0, 0, 0]]
     weights = torch.tensor([[0.1, 0.7, 0.2, 0.0], [0.4, 0.6, 0.0, 0.0]])
-    assert errors.top_k_positions(weights, ids, 1).tolist() == [[False, True, False, False], [False, True, False, False]]
+    top = [[False, True, False, False], [False, True, False, False]]
+    assert errors.top_k_positions(weights, ids, 1).tolist() == top
     rand = errors.random_positions(ids, 2, torch.Generator().manual_seed(0))
     assert rand.sum(1).tolist() == [2, 2] and not rand[ids == 0].any()           # never padding
     with pytest.raises(ValueError, match="shaped like ids"):

@@ -7,9 +7,10 @@
 The lag position p_j lets the model prefer a *lag* (12 months back, say) whatever the values are;
 the query lets that preference depend on the window. With ``query_from_window=False`` the query is
 one learned vector for every window; α then changes from window to window only through the keys
-(which carry the values), so its average over windows reads more like a profile over the lags. Since v_j carries x_j linearly, a model that
-puts all its weight on lag 12 predicts "the same change as a year ago", the seasonal-naive rule in
-difference form. ``forward`` returns ``(prediction (B,), alpha (B, L))``; alpha[:, -1] is lag 1.
+(which carry the values), so its average over windows reads more like a profile over the lags.
+Since v_j carries x_j linearly, a model that puts all its weight on lag 12 predicts "the same
+change as a year ago", the seasonal-naive rule in difference form.
+``forward`` returns ``(prediction (B,), alpha (B, L))``; alpha[:, -1] is lag 1.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
 
 from ._prep import to_numpy
 
@@ -35,11 +36,10 @@ def plot_lag_attention(weights, *, season: int | None = None, ax=None, title: st
     lags = np.arange(1, len(w) + 1)
     seasonal = (lags % season == 0) if season else np.zeros(len(w), bool)
     ax.bar(lags, w, color=np.where(seasonal, "tab:red", "tab:blue"))
-    ax.axhline(1 / len(w), color="grey", ls="--", lw=1, label="uniform 1/L")
+    uniform = ax.axhline(1 / len(w), color="grey", ls="--", lw=1, label="uniform 1/L")
     ax.set(xlabel="lag (steps back)", ylabel="attention weight", title=title)
-    if season:
-        ax.bar([], [], color="tab:red", label=f"multiples of {season}")
-    ax.legend(loc="upper right", fontsize=8)
+    handles = [uniform] + ([Patch(color="tab:red", label=f"multiples of {season}")] if season else [])
+    ax.legend(handles=handles, loc="upper right", fontsize=8)
     return ax
 
 

@@ -125,3 +125,25 @@ def test_partners_are_a_pairing():
     assert torch.equal(partner[partner[items]], items) and (partner[items] != items).all()
     with pytest.raises(ValueError, match="even"):
         recsys.partners(7)
+
+
+def test_sunspots_load_from_statsmodels_when_it_is_there():
+    pytest.importorskip("statsmodels")
+    series = timeseries.load_series("sunspots")
+    assert series.name == "sunspots" and series.values.shape == (309,) and series.values.dtype == np.float64
+    assert not np.isnan(series.values).any() and series.labels[0] == "1700"
+
+
+@pytest.mark.parametrize(("values", "window", "message"), [
+    (np.zeros((3, 4)), 2, "1-D without NaN"), (np.array([1.0, np.nan, 2.0, 3.0]), 1, "1-D without NaN"),
+    (np.arange(10.0), 9, r"window must be in \[1, 8\]")])
+def test_bad_series_or_window_is_refused(values, window, message):
+    with pytest.raises(ValueError, match=message):
+        timeseries.make_windows(values, window)
+
+
+def test_bad_split_fractions_and_short_training_series_are_refused():
+    with pytest.raises(ValueError, match="sum below 1"):
+        timeseries.split_series(100, test_fraction=0.6, val_fraction=0.5)
+    with pytest.raises(ValueError, match="more than season=12"):
+        timeseries.mase([1.0], [1.0], np.arange(12.0), 12)

@@ -1,6 +1,6 @@
 """Monthly Mauna Loa CO2 as a one-step-ahead forecasting task, with the baselines to beat.
 
-The series has a trend (about +1.5 ppm a year) and a 12-month season (about ±3 ppm). Models see
+The series has a trend (about +1.3 ppm a year) and a 12-month season (about ±3 ppm). Models see
 the last ``window`` month-to-month *differences* (the trend becomes a near-constant offset, and the
 season stays: the difference 12 months back is the best single guess for the next one) and predict
 the next difference; the forecast is the last value plus that difference.

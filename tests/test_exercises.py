@@ -156,6 +156,26 @@ def _js_bits_as_two_kls(p, q):
     return torch.tensor(sum(values) / len(values), dtype=p.dtype)
 
 
+def _target_attention_by_loop(history, candidate, mask):
+    """Row by row, only the real items, with exp / sum written out."""
+    pooled, weights = torch.zeros_like(candidate), torch.zeros(mask.shape, dtype=history.dtype)
+    for b in range(len(history)):
+        real = [j for j in range(history.shape[1]) if mask[b, j]]
+        scores = [float(history[b, j] @ candidate[b]) / math.sqrt(history.shape[-1]) for j in real]
+        top = max(scores)
+        exps = [math.exp(s - top) for s in scores]
+        for j, e in zip(real, exps, strict=True):
+            weights[b, j] = e / sum(exps)
+            pooled[b] += weights[b, j] * history[b, j]
+    return pooled, weights
+
+
+def _mase_by_loop(forecast, actual, train, season):
+    error = sum(abs(float(f) - float(a)) for f, a in zip(forecast, actual, strict=True)) / len(actual)
+    naive = [abs(float(train[t]) - float(train[t - season])) for t in range(season, len(train))]
+    return torch.tensor(error / (sum(naive) / len(naive)), dtype=forecast.dtype)
+
+
 REFERENCES = {
     "00.softmax_temperature": lambda s, tau: torch.softmax(s / tau, dim=-1),
     "01.scaled_dot_scores": functional.scaled_dot_scores,
@@ -180,6 +200,8 @@ REFERENCES = {
     "07.block_dv": _block_dv_by_loop,
     "08.switch_cost": _switch_cost_by_loop,
     "08.attention_shift": _js_bits_as_two_kls,
+    "11.target_attention": _target_attention_by_loop,
+    "11.mase": _mase_by_loop,
 }
 
 # Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
@@ -199,6 +221,9 @@ WRONG = {
         torch.softmax(scale * q @ k.transpose(-2, -1), dim=-1).transpose(-2, -1) @ g),
     "08.switch_cost": lambda acc, s, w: acc[s:s + w].mean() - acc[s - w:s].mean(),  # the sign flipped
     "08.attention_shift": lambda p, q: _js_bits_as_two_kls(p, q) * math.log(2),     # nats, not bits
+    "11.target_attention": lambda h, c, mask: _target_attention_by_loop(             # the mask forgotten
+        h, c, torch.ones_like(mask)),
+    "11.mase": lambda f, a, train, m: _mase_by_loop(f, a, train, 1),                  # scaled by naive, not seasonal
 }
 
 

@@ -1,0 +1,75 @@
+"""Lesson 11 exercises: target attention over a user's history (DIN-style), and MASE.
+
+Inputs are float64; histories have padding (False in the mask) at different places per row, and
+one row is padded down to a single item, so a forgotten mask or a softmax over the wrong axis shows.
+"""
+
+import torch
+
+from . import Exercise, register
+
+_F64 = torch.float64
+
+# --- 11.target_attention ------------------------------------------------------------------------
+
+
+def target_attention(history: torch.Tensor, candidate: torch.Tensor, mask: torch.Tensor):
+    """α_j = softmax_j(h_j · c / √d) over the real items only; u = Σ_j α_j h_j. Returns (u, α)."""
+    d = history.shape[-1]
+    scores = (history @ candidate.unsqueeze(-1)).squeeze(-1) / d**0.5    # (B, L, d) @ (B, d, 1) -> (B, L)
+    scores = scores.masked_fill(~mask, float("-inf"))                     # padding can never win
+    alpha = torch.softmax(scores, dim=-1)                                 # (B, L), over the history
+    return (alpha.unsqueeze(-1) * history).sum(1), alpha                  # (B, d), (B, L)
+
+
+def _history_inputs(gen: torch.Generator):
+    B, L, d = 4, 6, 5
+    history = torch.randn(B, L, d, generator=gen, dtype=_F64)            # (B, L, d)
+    candidate = torch.randn(B, d, generator=gen, dtype=_F64)             # (B, d)
+    lengths = torch.tensor([6, 4, 1, 3])                                  # row 2: one real item
+    mask = torch.arange(L) < lengths.unsqueeze(1)                         # (B, L)
+    history[~mask] = 5.0                                                  # loud padding: it must not count
+    return history, candidate, mask
+
+
+register(Exercise(
+    id="11.target_attention",
+    prompt="Write target_attention(history, candidate, mask) -> (u, alpha): score each history item "
+           "h_j (B, L, d) against the candidate c (B, d) with h_j·c/√d, softmax over the real items "
+           "(mask True), and pool u = Σ_j α_j h_j.",
+    solution=target_attention,
+    make_inputs=_history_inputs,
+    hint="the scores are one number per history item, (B, L); fill the padded ones with -inf before "
+         "the softmax (not after: the others would not sum to 1), take the softmax over L (dim=-1), "
+         "and divide by √d, d being the item width.",
+    atol=1e-10, rtol=1e-8,
+))
+
+# --- 11.mase ------------------------------------------------------------------------------------
+
+
+def mase(forecast: torch.Tensor, actual: torch.Tensor, train: torch.Tensor, season: int) -> torch.Tensor:
+    """mean|forecast − actual| / mean|y_t − y_{t−m}| over the training series (a 0-dim tensor)."""
+    scale = (train[season:] - train[:-season]).abs().mean()              # in-sample seasonal-naive MAE
+    return (forecast - actual).abs().mean() / scale
+
+
+def _series_inputs(gen: torch.Generator):
+    season = int(torch.randint(3, 8, (1,), generator=gen))
+    t = torch.arange(60, dtype=_F64)
+    train = 0.1 * t + torch.sin(2 * torch.pi * t / season) + 0.3 * torch.randn(60, generator=gen, dtype=_F64)
+    actual = torch.randn(12, generator=gen, dtype=_F64)
+    forecast = actual + 0.5 * torch.randn(12, generator=gen, dtype=_F64)
+    return forecast, actual, train, season
+
+
+register(Exercise(
+    id="11.mase",
+    prompt="Write mase(forecast, actual, train, season): the mean absolute error of the forecast "
+           "divided by the mean absolute error of the seasonal-naive forecast y_t = y_{t−m} on the "
+           "training series (0-dim tensor).",
+    solution=mase,
+    make_inputs=_series_inputs,
+    hint="the scale is computed on the *training* series, one season back (train[m:] − train[:-m], "
+         "not one step back), and it is a mean of absolute values, not a squared error.",
+))

@@ -155,6 +155,13 @@ def test_unknown_routes_methods_and_missing_lengths(server):
     reply = raw_exchange(server, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999"
                                  b"\r\n\r\n{")      # declared huge, never sent: refused unread
     assert reply.startswith("HTTP/1.1 413") and "Connection: close" in reply
+    reply = raw_exchange(server, b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith("HTTP/1.1 405") and '"error": "/health takes GET, not BREW"' in reply
+    reply = raw_exchange(server, b"GET /health HTTP/9.9 extra\r\n\r\n")   # malformed request line:
+    assert reply.startswith('{"error": "Bad request version')      # no version, so no status line
+    many = b"".join(b"X-%d: 1\r\n" % i for i in range(101))
+    reply = raw_exchange(server, b"GET /health HTTP/1.1\r\n" + many + b"\r\n")
+    assert reply.startswith("HTTP/1.1 431") and '{"error": "Too many headers' in reply
     assert request(server, "GET", "/health")[0] == 200
 
 

@@ -20,6 +20,7 @@ import torch
 
 from attnflex_lab import recipes
 from attnflex_lab.models.transformer import SequenceEncoder
+from attnflex_lab.modules import run_with_cache
 from attnflex_lab.recipes import sequence
 from attnflex_lab.serve import Metrics, ServeSetupError, load_predictor, make_server
 from attnflex_lab.training.checkpoint import latest_checkpoint
@@ -77,13 +78,17 @@ def raw_exchange(srv, data: bytes) -> str:
     return b"".join(chunks).decode()
 
 
-def expected_prediction(checkpoint_dir, digits: list[int]) -> list[int]:
-    """The checkpoint's own answer, computed here without the server's code."""
+def reference_model(checkpoint_dir) -> SequenceEncoder:
+    """The checkpoint's network, rebuilt here without the server's code."""
     state = torch.load(latest_checkpoint(checkpoint_dir), weights_only=True)["model"]
     model = SequenceEncoder(sequence.model_config("smoke", LENGTH))
     model.load_state_dict(state)
+    return model.eval()
+
+
+def expected_prediction(checkpoint_dir, digits: list[int]) -> list[int]:
     with torch.no_grad():
-        return model.eval()(torch.tensor([digits])).argmax(-1)[0].tolist()
+        return reference_model(checkpoint_dir)(torch.tensor([digits])).argmax(-1)[0].tolist()
 
 
 def test_predict_answers_with_the_checkpoints_model_and_its_attention(server, checkpoint_dir):
@@ -97,6 +102,10 @@ def test_predict_answers_with_the_checkpoints_model_and_its_attention(server, ch
     weights = torch.tensor(attention["weights"])
     assert list(weights.shape) == attention["shape"] == [2, 4, LENGTH, LENGTH]
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, LENGTH), atol=1e-3, rtol=0)
+    with torch.no_grad():
+        _, cache = run_with_cache(reference_model(checkpoint_dir), torch.tensor([digits]))
+    want = cache.patterns()[:, 0]                         # (L, 1, H, T, S) -> (L, H, T, S)
+    torch.testing.assert_close(weights, want, atol=1e-5, rtol=0)  # the server rounds to 5 decimals
 
 
 def test_health_describes_the_model_and_its_example_input_works(server):
@@ -146,6 +155,13 @@ def test_unknown_routes_methods_and_missing_lengths(server):
     reply = raw_exchange(server, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999"
                                  b"\r\n\r\n{")      # declared huge, never sent: refused unread
     assert reply.startswith("HTTP/1.1 413") and "Connection: close" in reply
+    reply = raw_exchange(server, b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith("HTTP/1.1 405") and '"error": "/health takes GET, not BREW"' in reply
+    reply = raw_exchange(server, b"GET /health HTTP/9.9 extra\r\n\r\n")   # malformed request line:
+    assert reply.startswith('{"error": "Bad request version')      # no version, so no status line
+    many = b"".join(b"X-%d: 1\r\n" % i for i in range(101))
+    reply = raw_exchange(server, b"GET /health HTTP/1.1\r\n" + many + b"\r\n")
+    assert reply.startswith("HTTP/1.1 431") and '{"error": "Too many headers' in reply
     assert request(server, "GET", "/health")[0] == 200
 
 
@@ -193,12 +209,14 @@ def predict_ok_count(server) -> float:
 def test_concurrent_clients_all_succeed_and_metrics_count_them(server, checkpoint_dir):
     before = predict_ok_count(server)
     inputs = [[(7 * t + i) % 10 for i in range(LENGTH)] for t in range(8)]
+    alone = [request(server, "POST", "/predict", {"input": x})[1] for x in inputs]  # one at a time
     results: dict[int, list] = {t: [] for t in range(8)}
 
     def client(t: int) -> None:
         for _ in range(10):
             status, body, _ = request(server, "POST", "/predict", {"input": inputs[t]})
-            results[t].append((status, body["prediction"] if status == 200 else body))
+            results[t].append((status, body["prediction"] if status == 200 else body,
+                               body.get("attention")))
 
     threads = [threading.Thread(target=client, args=(t,)) for t in range(8)]
     for thread in threads:
@@ -208,8 +226,9 @@ def test_concurrent_clients_all_succeed_and_metrics_count_them(server, checkpoin
     assert not any(thread.is_alive() for thread in threads)
     for t in range(8):
         want = expected_prediction(checkpoint_dir, inputs[t])
-        assert results[t] == [(200, want)] * 10          # no crossed answers between threads
-    assert predict_ok_count(server) - before == 80
+        # no crossed answers between threads: the attention read by hooks is this request's own
+        assert results[t] == [(200, want, alone[t]["attention"])] * 10
+    assert predict_ok_count(server) - before == 80 + 8
 
 
 def test_metrics_page_parses_and_its_histogram_is_consistent(server):

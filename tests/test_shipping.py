@@ -46,6 +46,16 @@ def test_quantized_copy_is_close_smaller_and_leaves_the_original(encoder):
     assert all(type(m) is not nn.Linear or m.weight.dtype == torch.float32 for m in encoder.modules())
 
 
+def test_quantize_leaves_a_training_model_as_it_was():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2)).train()
+    small = quantize_int8(model)
+    assert model.training and not small.training          # the copy is for inference, in eval mode
+    assert all(type(m) is not nn.Linear or m.weight.dtype == torch.float32 for m in model)
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(small(x), small(x))        # no dropout left on in the copy
+
+
 def test_quantize_refuses_what_it_cannot_quantize():
     with pytest.raises(TypeError, match="nn.Module"):
         quantize_int8(lambda x: x)
@@ -59,7 +69,7 @@ def test_quantize_warns_about_the_deprecated_api_rather_than_hiding_it(encoder):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quantize_int8(encoder)
-    assert any("deprecated" in str(w.message) for w in caught)
+    assert any("torch.ao.quantization is deprecated" in str(w.message) for w in caught)
 
 
 def test_model_size_counts_the_serialized_weights():

@@ -23,6 +23,7 @@ from .predictor import Predictor
 
 MAX_BODY_BYTES = 64 * 1024     # a 64-pixel image or a prompt is far smaller; refuse anything bigger
 ROUTES = {"/predict": "POST", "/health": "GET", "/metrics": "GET"}
+KNOWN_METHODS = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
 
 
 class HTTPError(Exception):
@@ -66,6 +67,7 @@ class Handler(BaseHTTPRequestHandler):
         self._body_read, self._extra_headers = False, {}
         path = self.path.split("?", 1)[0]
         route = path if path in ROUTES else "other"
+        label = method if method in KNOWN_METHODS else "other"   # a bounded label set, whatever comes
         try:
             if path not in ROUTES:
                 raise HTTPError(HTTPStatus.NOT_FOUND, f"no route {path!r}; routes: "
@@ -85,22 +87,30 @@ class Handler(BaseHTTPRequestHandler):
         if not self._body_read and self.headers.get("Content-Length", "0") != "0":
             self.close_connection = True   # an unread body must not be taken for the next request
         self._send(status, data, content_type)
-        self.server.metrics.observe(route, method, int(status), time.perf_counter() - start)
+        self.server.metrics.observe(route, label, int(status), time.perf_counter() - start)
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self._handle("GET")
+    def __getattr__(self, name: str):
+        """``do_<METHOD>`` for every method, so an unknown one (PUT, HEAD, BREW) gets a JSON 405
+        from ``_handle`` instead of http.server's HTML 501."""
+        if name.startswith("do_"):
+            return lambda: self._handle(name[3:])
+        raise AttributeError(name)
 
-    def do_POST(self):  # noqa: N802
-        self._handle("POST")
-
-    def do_PUT(self):  # noqa: N802
-        self._handle("PUT")
-
-    def do_DELETE(self):  # noqa: N802
-        self._handle("DELETE")
-
-    def do_PATCH(self):  # noqa: N802
-        self._handle("PATCH")
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line, headers too long) as JSON too."""
+        self.close_connection = True
+        text = message or HTTPStatus(code).phrase
+        data = _encode({"error": text + (f" ({explain})" if explain else "")})
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(data)
+        finally:
+            self.server.metrics.observe("other", "other", int(code), 0.0)
 
     # --- routes: each returns (status, body, content type) --------------------------------------
 

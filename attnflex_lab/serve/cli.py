@@ -59,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     max_body = MAX_BODY_BYTES if args.max_body is None else args.max_body
     if max_body <= 0:
         raise SystemExit(f"error: --max-body must be positive, got {max_body}")
-    server = make_server(predictor, args.host, args.port, max_body=max_body,
-                         log_requests=args.log_requests)
+    try:
+        server = make_server(predictor, args.host, args.port, max_body=max_body,
+                             log_requests=args.log_requests)
+    except OSError as err:  # port taken, address not on this machine, a port below 1024
+        raise SystemExit(f"error: cannot listen on {args.host}:{args.port}: {err.strerror or err}") from None
     # SIGTERM (a service manager, a test's terminate()) stops as Ctrl-C does: close the socket
     signal.signal(signal.SIGTERM, _interrupt)
     info = predictor.info

@@ -156,6 +156,22 @@ def _js_bits_as_two_kls(p, q):
     return torch.tensor(sum(values) / len(values), dtype=p.dtype)
 
 
+def _ig_by_analytic_gradient(f, x, baseline, steps):
+    """The tanh net's gradient written out, ∂f/∂x = ((1 − tanh²(x W₁)) ⊙ w₂) W₁ᵀ, summed at midpoints."""
+    total = torch.zeros_like(x)
+    for s in range(steps):
+        point = baseline + (s + 0.5) / steps * (x - baseline)
+        total += ((1 - torch.tanh(point @ f.w1) ** 2) * f.w2) @ f.w1.T
+    return (x - baseline) * total / steps
+
+
+def _head_term_by_zeroing_the_others(z, w_o, head):
+    """The projection of the concatenated heads with every other head set to zero."""
+    only = torch.zeros_like(z)
+    only[..., head, :] = z[..., head, :]
+    return torch.nn.functional.linear(only.flatten(-2), w_o)
+
+
 REFERENCES = {
     "00.softmax_temperature": lambda s, tau: torch.softmax(s / tau, dim=-1),
     "01.scaled_dot_scores": functional.scaled_dot_scores,
@@ -180,6 +196,8 @@ REFERENCES = {
     "07.block_dv": _block_dv_by_loop,
     "08.switch_cost": _switch_cost_by_loop,
     "08.attention_shift": _js_bits_as_two_kls,
+    "12.integrated_gradients": _ig_by_analytic_gradient,
+    "12.head_contribution": _head_term_by_zeroing_the_others,
 }
 
 # Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
@@ -199,6 +217,11 @@ WRONG = {
         torch.softmax(scale * q @ k.transpose(-2, -1), dim=-1).transpose(-2, -1) @ g),
     "08.switch_cost": lambda acc, s, w: acc[s:s + w].mean() - acc[s - w:s].mean(),  # the sign flipped
     "08.attention_shift": lambda p, q: _js_bits_as_two_kls(p, q) * math.log(2),     # nats, not bits
+    "12.integrated_gradients": lambda f, x, b, n: (                       # left Riemann sum, not midpoints
+        (x - b) * sum(
+            ((1 - torch.tanh((b + s / n * (x - b)) @ f.w1) ** 2) * f.w2) @ f.w1.T for s in range(n)) / n),
+    "12.head_contribution": lambda z, w, h: (                             # rows of W_O, not columns
+        z[..., h, :] @ w[h * z.shape[-1]:(h + 1) * z.shape[-1], :]),
 }
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m attnflex_lab doctor | train | bench | flex``."""
+"""Command line: ``python -m attnflex_lab doctor | train | bench | flex | serve``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="train a recipe (--task NAME); prints one JSON line of final metrics")
     sub.add_parser("flex", add_help=False,
                    help="attention elasticity: rule-switching experiment (--setting weights|context)")
+    sub.add_parser("serve", add_help=False,
+                   help="serve a trained checkpoint over HTTP (--checkpoint PATH [--port N])")
     args, rest = parser.parse_known_args(argv)
     if args.command == "doctor":
         if rest:
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         from .elasticity.cli import main as flex_main
 
         return flex_main(rest)
+    if args.command == "serve":
+        from .serve.cli import main as serve_main
+
+        return serve_main(rest)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -137,9 +137,14 @@ def train_config(profile: str, seed: int) -> TrainConfig:
     )
 
 
+def corpus_chars(profile: str) -> int:
+    """Characters of generated stories the recipe trains on (the server rebuilds the vocabulary)."""
+    return by_profile(smoke=20_000, cpu=400_000, gpu=5_000_000, profile_name=profile)
+
+
 def build(profile: str, seed: int) -> RecipeRun:
     preset = gpt_config(vocab_size=1, profile_name=profile)       # the size; vocab set below
-    n_chars = by_profile(smoke=20_000, cpu=400_000, gpu=5_000_000, profile_name=profile)
+    n_chars = corpus_chars(profile)
     train, val, tokenizer = char_lm_data(n_chars, preset.block_size, seed=seed)
     for split in (train, val):  # once here, so no training step checks ids on the device
         check_token_range(split.tokens, tokenizer.vocab_size)

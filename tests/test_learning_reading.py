@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.learning, pytest.mark.slow, pytest.mark.usefixtures("o
 @pytest.mark.parametrize("seed", SEEDS)
 def test_reading_the_digits_vit(seed):
     metrics, run = trained("vit", seed)
-    model, data = run.model.eval(), run.extras["data"]
+    model, data = run.model.cpu().eval(), run.extras["data"]     # trained on the CPU or a GPU
     images = data.test.tensors[0][:160]
     scores = explain.vit_explanations(model, images, ig_steps=32)
     table = explain.faithfulness_table(model, images, scores, model.cfg.patch_size, seed=seed)
@@ -58,7 +58,7 @@ def test_reading_the_digits_vit(seed):
 
 def test_patching_finds_where_reverse_moves_the_answer():
     _, run = trained("reverse", 0)
-    model, test = run.model.eval(), run.extras["test"]
+    model, test = run.model.cpu().eval(), run.extras["test"]
     x = test.x[:256]                                                  # (N, T)
     T = x.shape[1]
     rows = torch.arange(len(x))

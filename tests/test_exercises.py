@@ -174,6 +174,20 @@ def _mase_by_loop(forecast, actual, train, season):
     error = sum(abs(float(f) - float(a)) for f, a in zip(forecast, actual, strict=True)) / len(actual)
     naive = [abs(float(train[t]) - float(train[t - season])) for t in range(season, len(train))]
     return torch.tensor(error / (sum(naive) / len(naive)), dtype=forecast.dtype)
+def _ig_by_analytic_gradient(f, x, baseline, steps):
+    """The tanh net's gradient written out, ∂f/∂x = ((1 − tanh²(x W₁)) ⊙ w₂) W₁ᵀ, summed at midpoints."""
+    total = torch.zeros_like(x)
+    for s in range(steps):
+        point = baseline + (s + 0.5) / steps * (x - baseline)
+        total += ((1 - torch.tanh(point @ f.w1) ** 2) * f.w2) @ f.w1.T
+    return (x - baseline) * total / steps
+
+
+def _head_term_by_zeroing_the_others(z, w_o, head):
+    """The projection of the concatenated heads with every other head set to zero."""
+    only = torch.zeros_like(z)
+    only[..., head, :] = z[..., head, :]
+    return torch.nn.functional.linear(only.flatten(-2), w_o)
 
 
 REFERENCES = {
@@ -202,6 +216,8 @@ REFERENCES = {
     "08.attention_shift": _js_bits_as_two_kls,
     "11.target_attention": _target_attention_by_loop,
     "11.mase": _mase_by_loop,
+    "12.integrated_gradients": _ig_by_analytic_gradient,
+    "12.head_contribution": _head_term_by_zeroing_the_others,
 }
 
 # Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
@@ -224,6 +240,11 @@ WRONG = {
     "11.target_attention": lambda h, c, mask: _target_attention_by_loop(             # the mask forgotten
         h, c, torch.ones_like(mask)),
     "11.mase": lambda f, a, train, m: _mase_by_loop(f, a, train, 1),                  # scaled by naive, not seasonal
+    "12.integrated_gradients": lambda f, x, b, n: (                       # left Riemann sum, not midpoints
+        (x - b) * sum(
+            ((1 - torch.tanh((b + s / n * (x - b)) @ f.w1) ** 2) * f.w2) @ f.w1.T for s in range(n)) / n),
+    "12.head_contribution": lambda z, w, h: (                             # rows of W_O, not columns
+        z[..., h, :] @ w[h * z.shape[-1]:(h + 1) * z.shape[-1], :]),
 }
 
 

@@ -1,0 +1,269 @@
+"""Interventions on a transformer's heads and residual stream: ablation, pruning, activation patching.
+
+Dimension legend: B batch, T positions, C model width, H heads, Dh head width (C = H · Dh), L layers.
+
+Every intervention is a PyTorch hook, removed in ``finally``, so it works with every attention
+backend (the heads are edited where they are concatenated, the input of each layer's output
+projection ``attn.proj``, (B, T, H · Dh)), and the model is unchanged afterwards:
+
+- ``ablate_heads``: zero the chosen heads' outputs (Michel et al. 2019's head mask set to 0);
+- ``head_importance``: the loss increase when each head alone is ablated;
+- ``pruning_curve``: a metric as the least important heads are removed one after another;
+- ``patch_heads`` / ``patching_effects``: run a corrupted input with one head's output (or one
+  position of the residual stream) taken from the clean run (Vig et al. 2020; Meng et al. 2022),
+  and measure how much of the clean answer comes back.
+- ``uniform_attention``: every attention row replaced by the uniform distribution over the keys it
+  may see (Wiegreffe & Pinter 2019's first baseline): does the model need its attention at all?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from .modules import MultiHeadAttention, set_backend
+
+Head = tuple[int, int]   # (layer, head)
+
+
+def attention_layers(model: nn.Module) -> list[MultiHeadAttention]:
+    """Every MultiHeadAttention in ``model``, in module order (layer 0 first)."""
+    layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no MultiHeadAttention layer")
+    return layers
+
+
+def _check_heads(layers: list[MultiHeadAttention], heads: Iterable[Head]) -> list[Head]:
+    heads = [tuple(h) for h in heads]
+    for layer, head in heads:
+        if not (0 <= layer < len(layers) and 0 <= head < layers[layer].n_heads):
+            raise ValueError(f"head (layer={layer}, head={head}) does not exist: the model has "
+                             f"{len(layers)} layers of {layers[0].n_heads} heads")
+    return heads
+
+
+def _head_view(x: torch.Tensor, attn: MultiHeadAttention) -> torch.Tensor:
+    return x.view(*x.shape[:-1], attn.n_heads, attn.d_head)   # (B, T, C) -> (B, T, H, Dh)
+
+
+@contextmanager
+def ablate_heads(model: nn.Module, heads: Iterable[Head]):
+    """Within the block, the outputs of ``heads`` [(layer, head), ...] are zero."""
+    layers = attention_layers(model)
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in _check_heads(layers, heads):
+        by_layer.setdefault(layer, []).append(head)
+
+    def zero(layer, chosen):
+        def hook(module, args):
+            z = _head_view(args[0], layers[layer]).clone()                 # (B, T, H, Dh)
+            z[..., chosen, :] = 0.0
+            return (z.flatten(-2),) + args[1:]                             # (B, T, C)
+        return hook
+
+    handles = [layers[i].proj.register_forward_pre_hook(zero(i, hs)) for i, hs in by_layer.items()]
+    try:
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@torch.no_grad()
+def head_importance(model: nn.Module, loss_of: Callable[[nn.Module], float]) -> torch.Tensor:
+    """(L, H) loss increase when each head alone is ablated; ``loss_of(model)`` scores the model."""
+    layers = attention_layers(model)
+    base = loss_of(model)
+    scores = torch.zeros(len(layers), layers[0].n_heads)
+    for layer in range(len(layers)):
+        for head in range(layers[layer].n_heads):
+            with ablate_heads(model, [(layer, head)]):
+                scores[layer, head] = loss_of(model) - base
+    return scores
+
+
+@torch.no_grad()
+def pruning_curve(model: nn.Module, importance: torch.Tensor, metric_of: Callable[[nn.Module], float]
+                  ) -> list[tuple[int, float]]:
+    """[(heads kept, metric), ...] from all heads down to none, least important removed first."""
+    order = importance.flatten().argsort()                               # least important first
+    n_heads = importance.shape[1]
+    removed: list[Head] = []
+    curve = [(importance.numel(), metric_of(model))]
+    for flat in order.tolist():
+        removed.append(divmod(flat, n_heads))
+        with ablate_heads(model, removed):
+            curve.append((importance.numel() - len(removed), metric_of(model)))
+    return curve
+
+
+@torch.no_grad()
+def greedy_pruning_curve(model: nn.Module, loss_of: Callable[[nn.Module], float],
+                         metric_of: Callable[[nn.Module], float]) -> list[tuple[int, float]]:
+    """Like ``pruning_curve``, but importance is measured again after every removal: the next head to
+    go is the one whose ablation, on top of those already gone, raises ``loss_of`` least. Heads that
+    back each other up look unimportant one at a time; this finds out when the backup is gone."""
+    layers = attention_layers(model)
+    remaining = [(layer, head) for layer in range(len(layers)) for head in range(layers[layer].n_heads)]
+    removed: list[Head] = []
+    curve = [(len(remaining), metric_of(model))]
+    while remaining:
+        def loss_without(h):
+            with ablate_heads(model, removed + [h]):
+                return loss_of(model)
+        cheapest = min(remaining, key=loss_without)
+        remaining.remove(cheapest)
+        removed.append(cheapest)
+        with ablate_heads(model, removed):
+            curve.append((len(remaining), metric_of(model)))
+    return curve
+
+
+# --- activation patching ---------------------------------------------------------------------------
+
+@torch.no_grad()
+def cache_head_outputs(model: nn.Module, *args) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run ``model(*args)``; return its output and each layer's per-head outputs (B, T, H, Dh)."""
+    layers = attention_layers(model)
+    cache: list[torch.Tensor | None] = [None] * len(layers)
+
+    def record(i):
+        def hook(module, inputs):
+            cache[i] = _head_view(inputs[0], layers[i]).detach().clone()
+        return hook
+
+    handles = [attn.proj.register_forward_pre_hook(record(i)) for i, attn in enumerate(layers)]
+    try:
+        output = model(*args)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return output, cache
+
+
+@contextmanager
+def patch_heads(model: nn.Module, patches: dict[Head, torch.Tensor]):
+    """Within the block, head (layer, head)'s output is replaced by the given (B, T, Dh) values."""
+    layers = attention_layers(model)
+    _check_heads(layers, patches)
+
+    def replace(layer):
+        def hook(module, args):
+            z = _head_view(args[0], layers[layer]).clone()                 # (B, T, H, Dh)
+            for (lay, head), value in patches.items():
+                if lay == layer:
+                    if value.shape != z[..., head, :].shape:
+                        raise ValueError(f"patch for head ({lay}, {head}) has shape {tuple(value.shape)}, "
+                                         f"the head's output is {tuple(z[..., head, :].shape)}")
+                    z[..., head, :] = value
+            return (z.flatten(-2),) + args[1:]
+        return hook
+
+    handles = [layers[i].proj.register_forward_pre_hook(replace(i)) for i in {lay for lay, _ in patches}]
+    try:
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def patch_residual(model: nn.Module, layer: int, position: int, value: torch.Tensor):
+    """Within the block, the residual stream entering block ``layer`` (``layer == L``: leaving the
+    last block) at ``position`` is replaced by ``value`` (B, C)."""
+    blocks = model.blocks
+    if not 0 <= layer <= len(blocks):
+        raise ValueError(f"layer must be in 0..{len(blocks)} (L = {len(blocks)} blocks), got {layer}")
+
+    def swap(x):
+        x = x.clone()
+        x[:, position] = value                                             # (B, C)
+        return x
+
+    if layer < len(blocks):
+        handle = blocks[layer].register_forward_pre_hook(lambda m, args: (swap(args[0]),) + args[1:])
+    else:
+        handle = blocks[-1].register_forward_hook(lambda m, args, out: swap(out))
+    try:
+        yield model
+    finally:
+        handle.remove()
+
+
+@torch.no_grad()
+def cache_residual(model: nn.Module, *args) -> list[torch.Tensor]:
+    """The residual stream (B, T, C) entering each block and leaving the last: L + 1 tensors."""
+    stream: list[torch.Tensor] = []
+    handles = [b.register_forward_pre_hook(lambda m, a: stream.append(a[0].detach().clone()))
+               for b in model.blocks]
+    handles.append(model.blocks[-1].register_forward_hook(lambda m, a, out: stream.append(out.detach().clone())))
+    try:
+        model(*args)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return stream
+
+
+def restored_fraction(patched: float, clean: float, corrupt: float) -> float:
+    """(patched − corrupt) / (clean − corrupt): 1 = the patch brings the clean answer fully back."""
+    if abs(clean - corrupt) < 1e-9:
+        raise ValueError(f"clean ({clean}) and corrupted ({corrupt}) metrics are equal: nothing to restore")
+    return (patched - corrupt) / (clean - corrupt)
+
+
+@torch.no_grad()
+def patching_effects(model: nn.Module, clean: torch.Tensor, corrupt: torch.Tensor,
+                     metric: Callable[[torch.Tensor], float]) -> dict[str, torch.Tensor]:
+    """Restored fraction for every head {"heads": (L, H)} and every residual site
+    {"residual": (L + 1, T)}, patching clean activations into the corrupted run.
+
+    ``metric(output) -> float`` reads the model's output, e.g. the clean answer's logit minus the
+    corrupted answer's logit at the position that changed.
+    """
+    if clean.shape != corrupt.shape:
+        raise ValueError(f"clean {tuple(clean.shape)} and corrupt {tuple(corrupt.shape)} must match")
+    clean_out, heads = cache_head_outputs(model, clean)
+    stream = cache_residual(model, clean)
+    m_clean, m_corrupt = metric(clean_out), metric(model(corrupt))
+    layers = attention_layers(model)
+    by_head = torch.zeros(len(layers), layers[0].n_heads)
+    for layer, z in enumerate(heads):
+        for head in range(z.shape[-2]):
+            with patch_heads(model, {(layer, head): z[..., head, :]}):
+                by_head[layer, head] = restored_fraction(metric(model(corrupt)), m_clean, m_corrupt)
+    by_site = torch.zeros(len(stream), clean.shape[1])
+    for layer, resid in enumerate(stream):
+        for position in range(clean.shape[1]):
+            with patch_residual(model, layer, position, resid[:, position]):
+                by_site[layer, position] = restored_fraction(metric(model(corrupt)), m_clean, m_corrupt)
+    return {"heads": by_head, "residual": by_site}
+
+
+@contextmanager
+def uniform_attention(model: nn.Module):
+    """Within the block, every attention row is uniform over the keys it may attend to.
+
+    The pattern is edited at ``hook_pattern``, which only the "functional" backend routes its output
+    through, so the block switches every layer to it and restores each layer's backend after.
+    """
+    layers = attention_layers(model)
+    backends = [attn.backend for attn in layers]
+
+    def flatten(module, inputs, pattern):
+        allowed = (pattern > 0).to(pattern.dtype)                         # (B, H, T, S): masked keys are 0
+        return allowed / allowed.sum(-1, keepdim=True).clamp(min=1.0)     # fully masked rows stay 0
+
+    set_backend(model, "functional")
+    handles = [attn.hook_pattern.register_forward_hook(flatten) for attn in layers]
+    try:
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+        for attn, backend in zip(layers, backends, strict=True):
+            attn.backend = backend

@@ -35,9 +35,9 @@ def _weighted_sum(outputs, upstream) -> torch.Tensor:
 
 def numerical_gradient(fn: Callable, inputs: Sequence, upstream: Sequence, eps: float = 1e-6
                        ) -> tuple[torch.Tensor | None, ...]:
-    """Central differences of L = Σ_k ⟨upstream_k, fn(*inputs)_k⟩ for every floating-point input.
+    """Central differences of ℒ = Σ_k ⟨upstream_k, fn(*inputs)_k⟩ for every floating-point input.
 
-    ∂L/∂x_i ≈ (L(x + ε e_i) − L(x − ε e_i)) / 2ε, one pair of forward passes per entry; the
+    ∂ℒ/∂x_i ≈ (ℒ(x + ε e_i) − ℒ(x − ε e_i)) / 2ε, one pair of forward passes per entry; the
     truncation error is O(ε²). Returns one tensor per input (None for non-float inputs).
     ``upstream`` holds one tensor (or None) per output of ``fn``, each of that output's shape.
     """

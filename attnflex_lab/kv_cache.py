@@ -7,7 +7,8 @@ attention. ``generate_greedy`` appends the argmax token n times, either re-runni
 context every step (O(T) work per token) or keeping each layer's keys and values in a ``KVCache``
 so every step runs only the new token (Pope et al. 2022 on the cache at scale).
 
-Dimension legend: B batch, T positions, C width, H heads, Dh head width, L layers.
+Dimension legend (lesson 00's table): B batch, T positions, C width, H heads, D head width (``Dh``
+in the code, which keeps D free), L layers.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Transformer building blocks with named hook points where the attention maps can be read.
 
-Dimension legend: B batch, H heads, T queries, S keys, Dh head width, C model width (= H · Dh).
+Dimension legend (lesson 00's table): B batch, H heads, T queries, S keys, D head width (written
+``Dh`` in code and shape comments), C model width (= H · D).
 
 ``MultiHeadAttention`` runs one of three interchangeable backends that compute the same values:
 

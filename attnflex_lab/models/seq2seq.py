@@ -1,18 +1,21 @@
-"""An encoder–decoder with additive attention (Bahdanau, Cho & Bengio, 2015).
+"""An encoder–decoder with additive attention (Bahdanau, Cho & Bengio, 2015), in lesson 00's notation.
 
-    encoder:  h_j = [→GRU(x_≤j) ; ←GRU(x_≥j)]                       h (B, S, 2H)
-    score:    e_tj = v_aᵀ tanh(W_q s_{t-1} + W_k h_j)                 e (B, S)   for each step t
-    weights:  α_tj = softmax_j(e_tj) over real (unpadded) positions   α (B, S)
-    context:  c_t = Σ_j α_tj h_j                                       c (B, 2H)
-    decoder:  s_t = GRUCell([emb(y_{t-1}); c_t], s_{t-1})
-    output:   p(y_t) = softmax(W_o [s_t; c_t; emb(y_{t-1})])
+    encoder:  h_j = [→GRU(x_≤j) ; ←GRU(x_≥j)]                       h (B, S, 2·D_e)
+    score:    z_tj = v_aᵀ tanh(W_q u_{t-1} + W_k h_j)                 z (B, S)   for each step t
+    weights:  α_tj = softmax_j(z_tj) over real (unpadded) positions   α (B, S)
+    context:  c_t = Σ_j α_tj h_j                                       c (B, 2·D_e)
+    decoder:  u_t = GRUCell([emb(y_{t-1}); c_t], u_{t-1})              u (B, D_u)
+    output:   p(y_t) = softmax(W_o [u_t; c_t; emb(y_{t-1})])
+
+(The paper writes the scores e_tj and the decoder state s_{t-1}; D_e is the encoder's width per
+direction, ``Seq2SeqConfig.hidden``, and D_u the decoder state's width.)
 
 Training feeds the true previous token (teacher forcing); ``generate`` feeds back its own argmax
 (greedy) and returns the attention map, one row of α per output character.
 
 With ``Seq2SeqConfig(attention=False)`` the same network loses its attention (Cho et al., 2014;
 Sutskever et al., 2014): the context is fixed, c_t = [→h_last ; ←h_first], the last state of each
-encoder direction, so the whole input must squeeze through one (B, 2H) vector, the *bottleneck*
+encoder direction, so the whole input must squeeze through one (B, 2·D_e) vector, the *bottleneck*
 that Bahdanau et al. removed. α is then all zeros (nothing is attended).
 """
 
@@ -34,7 +37,7 @@ class Seq2SeqConfig:
     bos_id: int = 1              # target id fed as y_0
     pad_id: int = 0              # source padding id
     embed: int = 32              # character embedding width
-    hidden: int = 64             # encoder GRU width per direction (H); h_j has 2H
+    hidden: int = 64             # encoder GRU width per direction (D_e); h_j has 2·D_e
     dec_hidden: int = 128        # decoder GRU width
     attn: int = 64               # additive attention width A
     max_len: int = 10            # output length for greedy decoding ("YYYY-MM-DD")
@@ -51,7 +54,7 @@ class AdditiveAttention(nn.Module):
         self.v_a = nn.Linear(attn_dim, 1, bias=False)
 
     def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
-        return self.w_k(keys)                             # (B, S, 2H) -> (B, S, A)
+        return self.w_k(keys)                             # (B, S, 2·D_e) -> (B, S, A)
 
     def forward(self, query: torch.Tensor, projected_keys: torch.Tensor, values: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,7 +64,7 @@ class AdditiveAttention(nn.Module):
         q = self.w_q(query).unsqueeze(1)                  # (B, Dq) -> (B, 1, A)
         scores = self.v_a(torch.tanh(q + projected_keys)).squeeze(-1)  # (B, S, A) -> (B, S)
         alpha = masked_softmax(scores, mask)              # (B, S), 0 on padding
-        context = (alpha.unsqueeze(1) @ values).squeeze(1)  # (B, 1, S) @ (B, S, 2H) -> (B, 2H)
+        context = (alpha.unsqueeze(1) @ values).squeeze(1)  # (B, 1, S) @ (B, S, 2·D_e) -> (B, 2·D_e)
         return context, alpha
 
     def _check_inputs(self, query, projected_keys, values, mask) -> None:
@@ -98,7 +101,7 @@ class Seq2SeqAttention(nn.Module):
         self.out = nn.Linear(cfg.dec_hidden + 2 * cfg.hidden + cfg.embed, cfg.tgt_vocab)
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """src (B, S) ids -> (states h (B, S, 2H), mask (B, S), first decoder state (B, Hd))."""
+        """src (B, S) ids -> (states h (B, S, 2·D_e), mask (B, S), first decoder state (B, D_u))."""
         if src.dim() != 2 or src.dtype != torch.int64:
             raise ValueError(f"src must be int64 ids of shape (B, S), got {src.dtype} "
                              f"{tuple(src.shape)}")
@@ -111,8 +114,8 @@ class Seq2SeqAttention(nn.Module):
                                                    batch_first=True, enforce_sorted=False)
         out, last = self.encoder(packed)  # last (2, B, H): forward end, backward start
         h, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
-        summary = torch.cat([last[0], last[1]], dim=-1)   # (B, 2H)
-        return h, mask, torch.tanh(self.init_state(summary))  # (B, S, 2H), (B, S), (B, Hd)
+        summary = torch.cat([last[0], last[1]], dim=-1)   # (B, 2·D_e)
+        return h, mask, torch.tanh(self.init_state(summary))  # (B, S, 2·D_e), (B, S), (B, D_u)
 
     def _decode(self, src: torch.Tensor, tgt: torch.Tensor | None, steps: int):
         h, mask, state = self.encode(src)
@@ -121,17 +124,17 @@ class Seq2SeqAttention(nn.Module):
         else:                        # the bottleneck: one vector for the input
             last = mask.sum(1) - 1                        # (B,) index of the last real character
             H = self.cfg.hidden
-            fixed = torch.cat([h[torch.arange(h.shape[0]), last, :H], h[:, 0, H:]], -1)  # (B, 2H)
+            fixed = torch.cat([h[torch.arange(h.shape[0]), last, :H], h[:, 0, H:]], -1)  # (B, 2·D_e)
             no_alpha = torch.zeros_like(mask, dtype=h.dtype)                            # (B, S)
         prev = torch.full((src.shape[0],), self.cfg.bos_id, dtype=torch.int64, device=src.device)
         logits, alphas, tokens = [], [], []
         for t in range(steps):
             emb = self.tgt_embed(prev)                    # (B, E)
             if self.cfg.attention:
-                context, alpha = self.attention(state, keys, h, mask)  # (B, 2H), (B, S)
+                context, alpha = self.attention(state, keys, h, mask)  # (B, 2·D_e), (B, S)
             else:
                 context, alpha = fixed, no_alpha
-            state = self.decoder(torch.cat([emb, context], -1), state)  # (B, E + 2H) -> (B, Hd)
+            state = self.decoder(torch.cat([emb, context], -1), state)  # (B, E + 2·D_e) -> (B, D_u)
             step_logits = self.out(torch.cat([state, context, emb], -1))  # (B, V)
             logits.append(step_logits)
             alphas.append(alpha)

@@ -3,7 +3,8 @@
 One small matplotlib figure (Agg, never pyplot, so no figure is left open in pyplot's registry)
 is drawn into one PNG display that is updated in place: the notebook gets one output, not one
 figure per update. Redrawing costs tens of milliseconds, so it happens at most every ``every``
-steps and at most every ``min_seconds``; the last drawing, at the end of the run, stays in the
+steps, at most every ``min_seconds``, and never more often than keeps drawing under a tenth of the
+wall time (a slow machine gets fewer redraws); the last drawing, at the end of the run, stays in the
 output as a static figure (what a rendered page shows).
 
 ``TrainConfig.live_plot``: None (auto) draws it inside a Jupyter kernel when the progress bar is on;
@@ -70,6 +71,7 @@ class LivePlot:
         self.draws = 0                 # PNGs rendered (the first is displayed, the rest update it)
         self._fig = self._axes = self._handle = None
         self._last_step, self._last_time = 0, 0.0
+        self._gap = min_seconds        # seconds between redraws: min_seconds, or 10x a drawing's cost
 
     def on_fit_start(self, state: TrainState) -> None:
         if state.rank != 0:
@@ -85,7 +87,7 @@ class LivePlot:
     def on_step_end(self, state: TrainState) -> None:
         if self._fig is None or state.step - self._last_step < self.every:
             return
-        if self.clock() - self._last_time < self.min_seconds:
+        if self.clock() - self._last_time < self._gap:
             return
         self._draw(state)
 
@@ -96,7 +98,7 @@ class LivePlot:
         self._fig = self._axes = self._handle = None  # nothing keeps the figure alive any more
 
     def _draw(self, state: TrainState) -> None:
-        history, ax = state.history, self._axes
+        history, ax, started = state.history, self._axes, self.clock()
         ax.clear()
         steps, losses = history.values("loss")
         ax.plot(steps, losses, lw=1.2, label="train loss")
@@ -119,6 +121,7 @@ class LivePlot:
             self._handle.update(picture)
         self.draws += 1
         self._last_step, self._last_time = state.step, self.clock()
+        self._gap = max(self.min_seconds, 10 * (self._last_time - started))
 
 
 def live_plot_callbacks(cfg: TrainConfig, rank: int) -> list:

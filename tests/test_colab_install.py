@@ -102,6 +102,8 @@ def test_the_repository_url_is_one_constant():
         for url in re.findall(r"github\.com/[\w.-]+/[\w.-]+", text):
             if name in url:  # a link to this lab (not to nbval or a paper's code)
                 assert url == f"github.com/{owner_repo}", f"{where} links to {url}, not REPO_URL {REPO_URL}"
+        for url in re.findall(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w.-]+", text):
+            assert url == COLAB_URL, f"{where} opens {url} in Colab, not COLAB_URL {COLAB_URL}"
         for match in re.findall(r'REPO_URL = "([^"]*)"', text):
             assert match == REPO_URL, f"{where} defines REPO_URL = {match!r}"
     for urls in PYPROJECT["project"].get("urls", {}).values():

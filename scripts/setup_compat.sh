@@ -46,7 +46,7 @@ elif ! "$PY" -c 'import torch' >/dev/null 2>&1; then
     fi
 fi
 
-TORCH_NOW=$("$PY" -c 'import torch; print(torch.__version__)')
+TORCH_NOW=$("$PY" -c "import torch; print(torch.__version__)" 2>/dev/null)
 echo "==> the lab, as a Colab cell installs it (non-editable, from a path), with $IPYWIDGETS"
 # One resolver run: the pins hold while the lab's own requirements are resolved around them.
 "$PY" -m pip install --quiet "$IPYWIDGETS" "torch==$TORCH_NOW" "attnflex-lab @ file://$ROOT" \

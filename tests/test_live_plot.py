@@ -121,10 +121,10 @@ def test_fit_adds_the_plot_when_asked_and_only_then(monkeypatch):
     _fit(10, live_plot=True)                        # forced on: at least the final figure
     assert len(display.shown) == 1 and display.shown[0].startswith(b"\x89PNG")
     monkeypatch.setattr(live_plot_module, "in_jupyter_kernel", lambda: True)
-    _fit(10, progress=True)                         # auto inside a kernel, with the bar: on
-    assert len(display.shown) == 2
-    _fit(10, progress=False)                        # the bar hidden (multi-seed loops): off
-    assert len(display.shown) == 2
+    _fit(10, progress=True)                         # auto inside a kernel: on, with the bar ...
+    _fit(10, progress=False)                        # ... and without it (a loop over seeds)
+    _fit(10, live_plot=False)                       # unless switched off
+    assert len(display.shown) == 3
 
 
 def test_in_jupyter_kernel_asks_the_running_shell(monkeypatch):

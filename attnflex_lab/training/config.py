@@ -37,7 +37,7 @@ class TrainConfig:
     checkpoint_keep: int = 2       # newest checkpoints kept on disk; 0 keeps all
     log_every: int = 1             # steps between history records (each costs one device sync)
     progress: bool = True          # tqdm.auto bar (on stderr) with loss and metric
-    live_plot: bool | None = None  # a loss curve redrawn in place; None: in a Jupyter kernel with the bar
+    live_plot: bool | None = None  # a loss curve redrawn in place; None: on inside a Jupyter kernel
 
     def __post_init__(self):
         problems = []

@@ -7,8 +7,9 @@ steps, at most every ``min_seconds``, and never more often than keeps drawing un
 wall time (a slow machine gets fewer redraws); the last drawing, at the end of the run, stays in the
 output as a static figure (what a rendered page shows).
 
-``TrainConfig.live_plot``: None (auto) draws it inside a Jupyter kernel when the progress bar is on;
-True / False force it. Scripts, tests and the CLI run outside a kernel, so auto is off there.
+``TrainConfig.live_plot``: None (auto) draws it inside a Jupyter kernel, for every run (also one
+whose progress bar is hidden, e.g. a loop over seeds: each run gets its own small figure); True /
+False force it. Scripts, tests and the CLI run outside a kernel, so auto is off there.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def wants_live_plot(cfg: TrainConfig, rank: int) -> bool:
     if rank != 0:
         return False
     if cfg.live_plot is None:
-        return cfg.progress and in_jupyter_kernel()
+        return in_jupyter_kernel()
     return cfg.live_plot
 
 

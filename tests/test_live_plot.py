@@ -74,9 +74,17 @@ def _plot(clock, display, **kw):
 
 
 def test_redraws_every_n_steps_in_one_display_and_leaves_a_final_figure():
-    clock, display = Clock(), FakeDisplay()
-    plot = _plot(clock, display, every=5, min_seconds=0.5)
-    _fit(40, [Tick(clock, 0.125), plot])  # 5 steps take 0.625 s: the step count decides
+    clock, display, drawn = Clock(), FakeDisplay(), []
+
+    def keep_drawn_data(png):  # what the figure holds when each PNG is made
+        drawn.append({line.get_label(): line.get_data() for line in plot._axes.lines})
+        return png
+
+    plot = LivePlot(display=display, image=keep_drawn_data, clock=clock, every=5, min_seconds=0.5)
+    history = _fit(40, [Tick(clock, 0.125), plot])  # 5 steps take 0.625 s: the step count decides
+    assert [len(d["train loss"][0]) for d in drawn] == [5, 10, 15, 20, 25, 30, 35, 40, 40]
+    steps, losses = drawn[-1]["train loss"]
+    assert (list(steps), list(losses)) == history.values("loss")  # the final figure: the whole run
     assert len(display.shown) == 1                 # one output, shown once ...
     assert len(display.updates) == 8               # ... then updated at steps 10, 15, ..., 40 and at the end
     assert plot.draws == 9

@@ -112,7 +112,10 @@ def test_one_figure_per_run_none_left_open(monkeypatch):
     open_before = plt.get_fignums()
     clock, display = Clock(), FakeDisplay()
     plot = _plot(clock, display, every=4, min_seconds=0.0)
-    _fit(20, [Tick(clock, 0.1), plot])
+    overhead = []
+    on_fit_end = types.SimpleNamespace(on_fit_end=lambda state: overhead.append(state.overhead_seconds))
+    _fit(20, [Tick(clock, 0.1), on_fit_end, plot])
+    assert overhead[0] > 0                          # the 5 mid-run drawings count as overhead, not training
     assert plot.draws == 6 and len(made) == 1       # 6 drawings, one figure redrawn in place
     assert plt.get_fignums() == open_before         # pyplot never saw it
     gc.collect()

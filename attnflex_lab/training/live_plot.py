@@ -99,7 +99,7 @@ class LivePlot:
         self._fig = self._axes = self._handle = None  # nothing keeps the figure alive any more
 
     def _draw(self, state: TrainState) -> None:
-        history, ax, started = state.history, self._axes, self.clock()
+        history, ax, started, wall_started = state.history, self._axes, self.clock(), time.perf_counter()
         ax.clear()
         steps, losses = history.values("loss")
         ax.plot(steps, losses, lw=1.2, label="train loss")
@@ -123,6 +123,7 @@ class LivePlot:
         self.draws += 1
         self._last_step, self._last_time = state.step, self.clock()
         self._gap = max(self.min_seconds, 10 * (self._last_time - started))
+        state.overhead_seconds += time.perf_counter() - wall_started  # not training: tokens/s leave it out
 
 
 def live_plot_callbacks(cfg: TrainConfig, rank: int) -> list:

@@ -118,8 +118,10 @@ class TensorBoardLogger:
             return
         # Hide what older event files here say about later steps: after a resume, the steps an
         # interrupted session logged past its checkpoint; in a used folder, the whole older run.
-        self.writer = self._summary_writer(log_dir=str(self.log_dir), purge_step=state.step + 1,
-                                           flush_secs=self.flush_secs)
+        # (Only then: TensorBoard's reader reports every purge, even of nothing.)
+        older = state.step > 0 or any(self.log_dir.glob("*tfevents*"))
+        self.writer = self._summary_writer(log_dir=str(self.log_dir), flush_secs=self.flush_secs,
+                                           purge_step=state.step + 1 if older else None)
         self._written = {"steps": len(state.history.steps), "evals": len(state.history.evals)}
 
     def on_step_end(self, state: TrainState) -> None:

@@ -6,7 +6,8 @@
 #   the lab            installed the way a notebook's Colab cell installs it: a plain (non-editable)
 #                      `pip install "attnflex-lab @ <url>"`, with a file:// path instead of the URL
 #
-# Which torch: COMPAT_TORCH if set (a pip requirement, e.g. "torch==2.3.1"). Otherwise a CPU wheel
+# Which torch: COMPAT_TORCH if set (a pip requirement, e.g. "torch==2.3.1", from PyTorch's CPU-only
+# index; pip's find-links are searched too). Otherwise a CPU wheel
 # that pip's find-links already hold (offline, no CUDA libraries); only when there is none, the
 # lab's own lower bound from pyproject.toml, from PyTorch's CPU-only index. Where a machine has a
 # local wheel newer than the lower bound (this project's machines hold only torch 2.13.0+cpu), the
@@ -25,7 +26,7 @@ LOWER=$(sed -n 's/^ *"torch>=\([0-9.]*\)".*/\1/p' pyproject.toml)
 PY="$VENV/bin/python"
 
 if [ -n "${COMPAT_TORCH:-}" ]; then
-    "$PY" -m pip install --quiet "$COMPAT_TORCH"
+    "$PY" -m pip install --quiet "$COMPAT_TORCH" --index-url https://download.pytorch.org/whl/cpu
 elif ! "$PY" -c 'import torch' >/dev/null 2>&1; then
     # the oldest local CPU wheel (pip's find-links), else the lower bound from PyTorch's CPU index
     LOCAL=$("$PY" -m pip config get global.find-links 2>/dev/null || true)

@@ -1,6 +1,7 @@
 """Tracking: the CSV and TensorBoard files that fit's loggers write hold exactly History's numbers."""
 
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,8 +18,9 @@ from attnflex_lab.training import CSVLogger, History, TensorBoardLogger, TrainCo
 from attnflex_lab.training.tracking import log_dir_callbacks
 
 ROOT = Path(__file__).resolve().parents[1]
-EventAccumulator = pytest.importorskip(
-    "tensorboard.backend.event_processing.event_accumulator").EventAccumulator
+# tensorboard is in the dev extra; without it only the tests that read event files are skipped
+needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                                       reason="tensorboard is not installed (pip install tensorboard)")
 
 
 def _data(n=128, seed=0):
@@ -55,6 +57,8 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     acc = EventAccumulator(str(log_dir))
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
@@ -70,6 +74,7 @@ def _as_tensorboard(records: list[dict], prefix: str) -> dict[str, list[tuple[in
     return out
 
 
+@needs_tensorboard
 def test_csv_and_tensorboard_hold_exactly_the_history(tmp_path):
     cfg = _cfg(log_every=2)
     history = fit(_model(), _data(), _data(64, seed=1), cfg, loss_fn=_loss, eval_fn=_acc,
@@ -82,6 +87,7 @@ def test_csv_and_tensorboard_hold_exactly_the_history(tmp_path):
     assert _scalars(tmp_path) == expected
 
 
+@needs_tensorboard
 def test_a_resumed_run_logs_each_step_once_and_matches_its_history(tmp_path):
     logs, ckpt = tmp_path / "logs", tmp_path / "ckpt"
     cfg = _cfg(checkpoint_dir=str(ckpt), checkpoint_every=4, checkpoint_keep=0)
@@ -116,6 +122,7 @@ def _state(history: History, rank: int = 0) -> TrainState:
                       history=history, cfg=TrainConfig(steps=4, progress=False), rank=rank)
 
 
+@needs_tensorboard
 def test_only_rank_zero_writes(tmp_path):
     history = History(steps=[{"step": 1, "loss": 1.0}], evals=[{"step": 1, "accuracy": 0.5}])
     state = _state(history, rank=1)
@@ -139,6 +146,7 @@ def test_without_tensorboard_the_message_says_how_to_install_it(tmp_path, monkey
     assert "pip install tensorboard" in capsys.readouterr().err
 
 
+@needs_tensorboard
 def test_cli_log_dir_writes_csv_and_events_matching_its_json_line(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ATTNFLEX_PROFILE": "smoke"}
     done = subprocess.run([sys.executable, "-m", "attnflex_lab", "train", "--task", "digits", "--profile",

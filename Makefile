@@ -3,6 +3,8 @@
 #   make test   set up the same way, then run every test (unit, notebooks, learning, browser)
 # pytest runs the notebooks in the smoke profile whatever ATTNFLEX_PROFILE says (see conftest.py);
 #   make test-notebooks PROFILE=cpu   runs just the notebooks, in the profile you name.
+#   make test-compat  every notebook in smoke in .venv-compat: Colab's ipywidgets 7.7, the lab
+#                     installed from a path as the Colab cell installs it from the URL (README)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -18,7 +20,7 @@ XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadfile)
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: setup lab test test-fast test-notebooks lint strip doctor bench clean
+.PHONY: setup lab test test-fast test-notebooks test-compat lint strip doctor bench clean
 
 setup: $(STAMP)
 
@@ -50,6 +52,20 @@ test-fast: setup
 test-notebooks: setup
 	$(PY) -m pytest notebooks --notebook-profile=$(PROFILE)
 
+# Colab's constraints, tested locally: a separate venv (scripts/setup_compat.sh says which torch),
+# then every notebook in smoke and the Colab-install checks, with that venv's python.
+COMPAT_VENV ?= .venv-compat
+COMPAT_STAMP := $(COMPAT_VENV)/.attnflex-installed
+$(COMPAT_STAMP): pyproject.toml scripts/setup_compat.sh
+	PYTHON=$(PYTHON) COMPAT_VENV=$(COMPAT_VENV) bash scripts/setup_compat.sh
+	@touch $@
+
+test-compat: $(COMPAT_STAMP)
+	@# the notebooks' kernels import the installed copy: reinstall this checkout, as Colab installs it
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall "attnflex-lab @ file://$(CURDIR)"
+	$(COMPAT_VENV)/bin/python -c 'import ipywidgets, torch; print(f"ipywidgets {ipywidgets.__version__}, torch {torch.__version__}")'
+	$(COMPAT_VENV)/bin/python -m pytest $(XDIST) -p no:cacheprovider notebooks tests/test_colab_install.py
+
 # Remove outputs and execution counts from every notebook before committing.
 strip: setup
 	$(PY) scripts/strip_notebooks.py notebooks/*.ipynb
@@ -58,4 +74,4 @@ bench: setup
 	$(PY) -m attnflex_lab bench
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(COMPAT_VENV) artifacts .pytest_cache .ruff_cache .hypothesis

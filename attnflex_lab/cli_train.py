@@ -39,6 +39,9 @@ def _parser(task_names: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (1 is fastest for these small models on a "
                              "busy machine)")
+    parser.add_argument("--log-dir", default=None,
+                        help="write steps.csv, evals.csv and TensorBoard event files (if tensorboard "
+                             "is installed) here; `tensorboard --logdir DIR` shows them")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides[key] = getattr(args, key)
     from .training import distributed
     from .training.checkpoint import CheckpointDirError, check_fresh_directory
+    from .training.tracking import log_dir_callbacks
 
     if args.checkpoint_dir and args.resume is None and not args.overwrite:
         try:  # before the data and the model are built; fit checks again
@@ -71,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         except CheckpointDirError as err:
             raise SystemExit(f"error: {err}") from None
 
+    log_callbacks = log_dir_callbacks(args.log_dir) if args.log_dir else []  # rank 0 writes
     # Under torchrun: join the group (gloo for --device cpu or without CUDA, NCCL on GPUs) and
     # train on this rank's own GPU. Outside torchrun this only reports rank 0 of 1.
     with distributed.distributed_session(device=args.device) as info:
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             metrics, run, _ = recipes.train_recipe(args.task, profile_name=args.profile, seed=args.seed,
                                                    resume=args.resume, overwrite=args.overwrite,
-                                                   **overrides)
+                                                   callbacks=log_callbacks, **overrides)
         except CheckpointDirError as err:  # the folder filled between the check above and fit
             raise SystemExit(f"error: {err}") from None
     rank = info.rank

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 
 from ..profiles import PROFILES, profile
 from ..training import History, TrainConfig, fit
@@ -38,17 +39,18 @@ def build(name: str, *, profile_name: str | None = None, seed: int = 0, **overri
 
 
 def train_recipe(name: str, *, profile_name: str | None = None, seed: int = 0,
-                 resume: str | os.PathLike | None = None, overwrite: bool = False, **overrides
-                 ) -> tuple[dict, RecipeRun, History]:
+                 resume: str | os.PathLike | None = None, overwrite: bool = False,
+                 callbacks: Sequence = (), **overrides) -> tuple[dict, RecipeRun, History]:
     """Build, train and score a recipe. Returns ``(metrics, run, history)``.
 
     ``resume`` and ``overwrite`` go to ``fit`` (go on from a checkpoint; clear the checkpoint folder).
+    ``callbacks`` go to ``fit`` after the recipe's own (e.g. the CLI's ``--log-dir`` loggers).
     ``metrics`` holds the recipe's final metrics plus ``final_loss``, ``steps``, ``seconds`` and
     ``weights_sha256`` (equal hashes mean equal final weights, e.g. after a resume).
     """
     run = build(name, profile_name=profile_name, seed=seed, **overrides)
     history = fit(run.model, run.train_data, run.val_data, run.cfg, loss_fn=run.loss_fn,
-                  eval_fn=run.eval_fn, callbacks=run.callbacks, resume=resume, overwrite=overwrite)
+                  eval_fn=run.eval_fn, callbacks=[*run.callbacks, *callbacks], resume=resume, overwrite=overwrite)
     metrics = dict(run.final_metrics(run.model)) if run.final_metrics else dict(history.last_eval)
     metrics.pop("step", None)
     metrics["final_loss"] = history.final_loss

@@ -7,9 +7,11 @@ Modules import downward only, so there is no circle:
     distributed  torchrun / DDP set-up: rank, world size, this rank's device
     evaluation   evaluate(), autocast for a config's AMP dtype
     callbacks    TrainState (typed with config's classes), RecordAttention
+    tracking     CSVLogger, TensorBoardLogger (optional tensorboard): History written to disk
+    live_plot    LivePlot: a loss curve redrawn in place in a notebook (TrainConfig.live_plot)
     checkpoint   atomic save, weights-only load, RNG states, refusing a used checkpoint folder
     optim        AdamW with decay / no-decay parameter groups, fused on CUDA
-    loop         TrainingRun: one step, logging, evaluation, checkpoints
+    loop         TrainingRun: one step, logging, evaluation, checkpoints, the live plot
     train        fit(): seeds each rank, builds the optimizer, restores a checkpoint, runs the loop
 """
 
@@ -17,7 +19,9 @@ from .callbacks import RecordAttention, TrainState
 from .checkpoint import load_checkpoint, weights_sha256
 from .config import History, TrainConfig, lr_factor
 from .evaluation import evaluate
+from .live_plot import LivePlot
+from .tracking import CSVLogger, TensorBoardLogger
 from .train import fit
 
-__all__ = ["History", "RecordAttention", "TrainConfig", "TrainState", "evaluate", "fit", "load_checkpoint",
-           "lr_factor", "weights_sha256"]
+__all__ = ["CSVLogger", "History", "LivePlot", "RecordAttention", "TensorBoardLogger", "TrainConfig",
+           "TrainState", "evaluate", "fit", "load_checkpoint", "lr_factor", "weights_sha256"]

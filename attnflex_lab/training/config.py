@@ -37,6 +37,7 @@ class TrainConfig:
     checkpoint_keep: int = 2       # newest checkpoints kept on disk; 0 keeps all
     log_every: int = 1             # steps between history records (each costs one device sync)
     progress: bool = True          # tqdm.auto bar (on stderr) with loss and metric
+    live_plot: bool | None = None  # a loss curve redrawn in place; None: on inside a Jupyter kernel
 
     def __post_init__(self):
         problems = []
@@ -56,6 +57,8 @@ class TrainConfig:
             problems.append(f"amp_dtype must be None, 'bf16' or 'fp16', got {self.amp_dtype!r}")
         if self.patience is not None and (not isinstance(self.patience, int) or self.patience <= 0):
             problems.append(f"patience must be a positive int or None, got {self.patience!r}")
+        if self.live_plot not in (None, True, False):
+            problems.append(f"live_plot must be None (auto), True or False, got {self.live_plot!r}")
         if problems:
             raise ValueError("TrainConfig: " + "; ".join(problems))
 

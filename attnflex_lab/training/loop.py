@@ -24,6 +24,7 @@ from .checkpoint import rng_state, save_training_checkpoint, set_rng_state
 from .config import History, TrainConfig
 from .distributed import all_gather_objects
 from .evaluation import amp_autocast, evaluate, split_loss
+from .live_plot import live_plot_callbacks
 
 
 class TrainingRun:
@@ -33,7 +34,9 @@ class TrainingRun:
                  scheduler, scaler):
         self.cfg, self.state, self.device = cfg, state, device
         self.train_data, self.val_data = train_data, val_data
-        self.loss_fn, self.eval_fn, self.callbacks = loss_fn, eval_fn, callbacks
+        # fit's own callbacks go last: checkpoints key callback state by position
+        self.loss_fn, self.eval_fn = loss_fn, eval_fn
+        self.callbacks = [*callbacks, *live_plot_callbacks(cfg, state.rank)]
         self.scheduler, self.scaler = scheduler, scaler
         self.train_model = _wrap(state.model, cfg, state.world_size, device)
         self.compile_checked = not cfg.compile

@@ -89,7 +89,7 @@ def adapt_model(base: nn.Module, method: str, new: dict[str, SequenceTask], old_
     torch.manual_seed(seed)
     history = fit(model, new["train"].dataset(), new["val"].dataset(),
                   finetune_config(profile, method, seed, steps), loss_fn=sequence_loss, eval_fn=sequence_eval)
-    model.eval()
+    model.cpu().eval()  # fit trained it on the best device; the lesson reads it on the CPU
     scores = sequence_eval(model, new["test"].dataset())
     return Adapted(method, model, history, trainable_parameters(model),
                    sum(p.numel() for p in model.parameters()), scores["token_accuracy"],

@@ -1,5 +1,6 @@
 """attnflex_lab.adapt: each method starts as the base model, LoRA merges exactly, freezing holds."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -251,3 +252,46 @@ def test_prepare_refuses_unknown_methods_and_mismatched_configs():
         adapt.freeze(_encoder(), "attn")
     with pytest.raises(ValueError, match="no output layer"):
         adapt.freeze(torch.nn.Sequential(torch.nn.Linear(2, 2)), "all_but_head")
+
+
+# --- lesson 10's experiment helpers ---------------------------------------------------------------
+
+def test_rotate_task_shifts_by_k_and_refuses_a_useless_shift():
+    from attnflex_lab.adapt.transfer import rotate_task
+
+    task = rotate_task(20, 7, 3, seed=0)
+    assert torch.equal(task.y, torch.roll(task.x, -3, dims=1))
+    assert torch.equal(task.y, torch.gather(task.x, 1, task.alignment))
+    for shift in (0, 7, -1):
+        with pytest.raises(ValueError, match="shift must be an int in 1..6"):
+            rotate_task(20, 7, shift)
+
+
+def test_attention_shift_by_head_counts_mass_moved_onto_a_prefix():
+    from attnflex_lab.adapt.transfer import attention_shift_by_head
+
+    gen = torch.Generator().manual_seed(0)
+    before = torch.softmax(torch.randn(2, 5, 3, T, T, generator=gen), -1)       # (L, N, H, T, S)
+    assert np.allclose(attention_shift_by_head(before, before), 0)
+    padded = torch.nn.functional.pad(before, (2, 0))                              # 2 unused prefix keys
+    assert np.allclose(attention_shift_by_head(before, padded), 0, atol=1e-7)
+    onto_prefix = torch.zeros_like(padded)
+    onto_prefix[..., 0] = 1.0                                                     # all mass on the prefix
+    assert np.allclose(attention_shift_by_head(before, onto_prefix), 1.0)         # disjoint: 1 bit
+    with pytest.raises(ValueError, match="may only add keys"):
+        attention_shift_by_head(padded, before)
+
+
+def test_task_token_goes_in_front_and_its_label_is_ignored():
+    from attnflex_lab.adapt.multitask import IGNORE, token_loss, with_task_token
+    from attnflex_lab.tasks.algorithmic import make_task
+
+    task = make_task("reverse", 4, T, seed=0)
+    x, y = with_task_token(task, 11).tensors
+    assert x.shape == y.shape == (4, T + 1) and (x[:, 0] == 11).all() and (y[:, 0] == IGNORE).all()
+    assert torch.equal(x[:, 1:], task.x) and torch.equal(y[:, 1:], task.y)
+    model = SequenceEncoder(EncoderConfig(vocab_size=12, n_classes=10, max_len=T + 1, d_model=C, n_heads=H))
+    loss = token_loss(model, (x, y))
+    logits = model(x)[:, 1:]                                                      # the digits only
+    expected = F.cross_entropy(logits.flatten(0, 1), task.y.flatten())
+    torch.testing.assert_close(loss, expected)

@@ -7,7 +7,9 @@ Each method wraps the lab's own modules in place, copying none of them:
     prefix    learned key/value prefixes in every attention layer                  (prefix.py)
 
 and ``freeze.py`` freezes parts of a model (attention, MLPs, all but the head) and counts what is
-left to train. ``prepare(model, method)`` does both for every method lesson 10 compares::
+left to train. Lesson 10's experiments: ``transfer.py`` (reverse -> rotate, method by method, with
+retention and the per-head attention shift) and ``multitask.py`` (a task token vs separate models).
+``prepare(model, method)`` freezes and adds parameters for every method lesson 10 compares::
 
     prepare(model, "lora", LoRAConfig(rank=4))    # base frozen, only A and B train
     prepare(model, "freeze_attention")            # everything but the attention layers trains

@@ -62,7 +62,7 @@ def finetune_config(profile: str, method: str, seed: int = 0, steps: int | None 
 
 
 @dataclass
-class Adapted:
+class AdaptationResult:
     """One adaptation run: the adapted model and what it scored."""
 
     method: str
@@ -83,7 +83,7 @@ def correct_tokens(model: nn.Module, task: SequenceTask) -> np.ndarray:
 
 
 def adapt_model(base: nn.Module, method: str, new: dict[str, SequenceTask], old_test: SequenceTask, *,
-                profile: str, method_cfg=None, seed: int = 0, steps: int | None = None) -> Adapted:
+                profile: str, method_cfg=None, seed: int = 0, steps: int | None = None) -> AdaptationResult:
     """Copy ``base``, prepare it for ``method`` (``adapt.prepare``), train on ``new['train']``, score."""
     model = prepare(copy.deepcopy(base), method, method_cfg)
     torch.manual_seed(seed)
@@ -91,7 +91,7 @@ def adapt_model(base: nn.Module, method: str, new: dict[str, SequenceTask], old_
                   finetune_config(profile, method, seed, steps), loss_fn=sequence_loss, eval_fn=sequence_eval)
     model.cpu().eval()  # fit trained it on the best device; the lesson reads it on the CPU
     scores = sequence_eval(model, new["test"].dataset())
-    return Adapted(method, model, history, trainable_parameters(model),
+    return AdaptationResult(method, model, history, trainable_parameters(model),
                    sum(p.numel() for p in model.parameters()), scores["token_accuracy"],
                    scores["exact_match"], retention(correct_tokens(model, old_test)))
 

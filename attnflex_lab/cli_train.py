@@ -3,7 +3,10 @@
 The progress bar goes to stderr; stdout gets exactly one JSON line of final metrics, e.g.::
 
     {"task": "digits", "profile": "cpu", "seed": 0, "test_accuracy": 0.983, "final_loss": 0.02,
-     "steps": 1500, "seconds": 9.1, "weights_sha256": "..."}
+     "steps": 1500, "seconds": 9.1, "weights_sha256": "...", "trainable_params": 12345}
+
+``--init-from CHECKPOINT`` starts from trained weights and ``--peft lora|adapter|prefix`` trains only
+the parameters that method adds (lesson 10); ``trainable_params`` counts what was trained.
 
 Under ``torchrun`` (WORLD_SIZE > 1) the process group is set up here, every rank trains its slice
 of each global batch, and only rank 0 prints.
@@ -43,7 +46,67 @@ def _parser(task_names: list[str]) -> argparse.ArgumentParser:
                         help="write steps.csv, evals.csv and TensorBoard event files (if tensorboard "
                              "is installed) here; `tensorboard --logdir DIR` shows them")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_adaptation_flags(parser)
     return parser
+
+
+def _add_adaptation_flags(parser: argparse.ArgumentParser) -> None:
+    """Lesson 10: start from trained weights and fine-tune only a few new parameters."""
+    from .adapt import PEFT_METHODS
+
+    group = parser.add_argument_group("adaptation (lesson 10)")
+    group.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                       help="start from the model weights of this checkpoint (a file, or a directory: "
+                            "its newest), e.g. one another train run wrote")
+    group.add_argument("--peft", choices=PEFT_METHODS, default=None,
+                       help="freeze the model and train only LoRA (q, v), adapters or K/V prefixes")
+    group.add_argument("--lora-rank", type=int, default=None, help="LoRA rank r (default 4)")
+    group.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default 8)")
+    group.add_argument("--adapter-size", type=int, default=None, help="adapter bottleneck width (default 8)")
+    group.add_argument("--prefix-length", type=int, default=None, help="prefix positions per layer (default 4)")
+
+
+_METHOD_FLAGS = {"lora_rank": "lora", "lora_alpha": "lora", "adapter_size": "adapter",
+                 "prefix_length": "prefix"}
+
+
+def _peft_config(args, parser):
+    """The config of ``--peft``'s method from its flags; a flag of another method is an error."""
+    from . import adapt
+
+    for key, method in _METHOD_FLAGS.items():
+        if getattr(args, key) is not None and args.peft != method:
+            parser.error(f"--{key.replace('_', '-')} needs --peft {method}")
+    given = {"lora": {"rank": args.lora_rank, "alpha": args.lora_alpha},
+             "adapter": {"size": args.adapter_size},
+             "prefix": {"length": args.prefix_length}}.get(args.peft, {})
+    make = {"lora": adapt.LoRAConfig, "adapter": adapt.AdapterConfig, "prefix": adapt.PrefixConfig}
+    try:
+        return make[args.peft](**{k: v for k, v in given.items() if v is not None}) if args.peft else None
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def _model_preparer(args, cfg):
+    """model -> None: load --init-from's weights, then add --peft's parameters."""
+    from . import adapt
+    from .training.checkpoint import load_checkpoint
+
+    def prepare(model):
+        if args.init_from is not None:
+            state = load_checkpoint(args.init_from)["model"]
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as err:
+                raise SystemExit(f"error: --init-from {args.init_from}: its weights do not fit this "
+                                 f"recipe's model (another task or profile?): "
+                                 f"{str(err).strip().splitlines()[0]}") from None
+        if args.peft is not None:
+            try:
+                adapt.prepare(model, args.peft, cfg)
+            except ValueError as err:
+                raise SystemExit(f"error: --peft {args.peft}: {err}") from None
+    return prepare
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--overwrite deletes the checkpoints that --resume would go on from; use one")
     if args.overwrite and args.checkpoint_dir is None:
         parser.error("--overwrite needs --checkpoint-dir (the folder to clear)")
+    peft_cfg = _peft_config(args, parser)
     if args.threads is not None:
         import torch
 
@@ -84,15 +148,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             metrics, run, _ = recipes.train_recipe(args.task, profile_name=args.profile, seed=args.seed,
                                                    resume=args.resume, overwrite=args.overwrite,
-                                                   callbacks=log_callbacks, **overrides)
+                                                   callbacks=log_callbacks,
+                                                   prepare_model=_model_preparer(args, peft_cfg),
+                                                   **overrides)
         except CheckpointDirError as err:  # the folder filled between the check above and fit
             raise SystemExit(f"error: {err}") from None
     rank = info.rank
     if rank == 0:
+        from .adapt import trainable_parameters
         from .profiles import profile
 
         line = {"task": args.task, "profile": args.profile or profile(), "seed": args.seed,
-                **metrics}
+                **metrics, "trainable_params": trainable_parameters(run.model)}
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
     return 0

@@ -103,6 +103,9 @@ class MultiHeadAttention(nn.Module):
         self.hook_scores = HookPoint("(B, H, T, S)")   # scaled q·k, before the mask and softmax
         self.hook_pattern = HookPoint("(B, H, T, S)")  # attention weights, rows sum to 1
         self.hook_out = HookPoint("(B, T, C)")         # the layer's output, after the projection
+        # Prefix tuning (lesson 10, ``attnflex_lab.adapt``) sets a module here that maps the projected
+        # (k, v, mask) to longer ones with learned keys and values in front; None costs nothing.
+        self.kv_prefix: nn.Module | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False,
                 kv: torch.Tensor | None = None) -> torch.Tensor:
@@ -128,6 +131,9 @@ class MultiHeadAttention(nn.Module):
             k, v = F.linear(kv, w_kv, b_kv).split(C, dim=-1)               # (B, S, 2C) -> 2 × (B, S, C)
         S = k.shape[1]
         check_mask(mask, torch.Size((B, self.n_heads, T, S)), x.device, what="attention weights (B, H, T, S)")
+        if self.kv_prefix is not None:
+            k, v, mask = self.kv_prefix(k, v, mask)  # (B, P + S, C) each; mask (..., P + S)
+            S = k.shape[1]
         q = q.view(B, T, self.n_heads, self.d_head).transpose(1, 2)                                # (B, H, T, Dh)
         k, v = (t.view(B, S, self.n_heads, self.d_head).transpose(1, 2) for t in (k, v))           # (B, H, S, Dh)
         full_mask = _combine(mask, causal_mask(T, S, device=x.device) if causal else None)

@@ -156,6 +156,19 @@ def _js_bits_as_two_kls(p, q):
     return torch.tensor(sum(values) / len(values), dtype=p.dtype)
 
 
+def _lora_by_merged_weight(x, w0, b0, a, b, alpha):
+    """The layer with the update folded into one weight, W₀ + (α/r) B A, by einsum."""
+    delta = torch.einsum("or,ri->oi", b, a) * (alpha / a.shape[0])
+    return torch.nn.functional.linear(x, w0 + delta, b0)
+
+
+def _merged_weight_by_probing(w0, a, b, alpha):
+    """Read the merged map's matrix column by column: feed the basis vectors through the low-rank path."""
+    eye = torch.eye(w0.shape[1], dtype=w0.dtype)                  # (C_in, C_in): one basis vector a row
+    columns = (alpha / a.shape[0]) * (eye @ a.T) @ b.T            # (C_in, C_out): the update's columns
+    return w0 + columns.T
+
+
 def _target_attention_by_loop(history, candidate, mask):
     """Row by row, only the real items, with exp / sum written out."""
     pooled, weights = torch.zeros_like(candidate), torch.zeros(mask.shape, dtype=history.dtype)
@@ -214,6 +227,8 @@ REFERENCES = {
     "07.block_dv": _block_dv_by_loop,
     "08.switch_cost": _switch_cost_by_loop,
     "08.attention_shift": _js_bits_as_two_kls,
+    "10.lora_forward": _lora_by_merged_weight,
+    "10.merge_lora": _merged_weight_by_probing,
     "11.target_attention": _target_attention_by_loop,
     "11.mase": _mase_by_loop,
     "12.integrated_gradients": _ig_by_analytic_gradient,
@@ -237,6 +252,9 @@ WRONG = {
         torch.softmax(scale * q @ k.transpose(-2, -1), dim=-1).transpose(-2, -1) @ g),
     "08.switch_cost": lambda acc, s, w: acc[s:s + w].mean() - acc[s - w:s].mean(),  # the sign flipped
     "08.attention_shift": lambda p, q: _js_bits_as_two_kls(p, q) * math.log(2),     # nats, not bits
+    "10.lora_forward": lambda x, w0, b0, a, b, alpha: (                   # scaled by α, not α / r
+        x @ w0.T + b0 + alpha * (x @ a.T) @ b.T),
+    "10.merge_lora": lambda w0, a, b, alpha: w0 + alpha * b @ a,          # scaled by α, not α / r
     "11.target_attention": lambda h, c, mask: _target_attention_by_loop(             # the mask forgotten
         h, c, torch.ones_like(mask)),
     "11.mase": lambda f, a, train, m: _mase_by_loop(f, a, train, 1),                  # scaled by naive, not seasonal

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from torch import nn
 
 from ..profiles import PROFILES, profile
 from ..training import History, TrainConfig, fit
@@ -40,15 +42,20 @@ def build(name: str, *, profile_name: str | None = None, seed: int = 0, **overri
 
 def train_recipe(name: str, *, profile_name: str | None = None, seed: int = 0,
                  resume: str | os.PathLike | None = None, overwrite: bool = False,
-                 callbacks: Sequence = (), **overrides) -> tuple[dict, RecipeRun, History]:
+                 callbacks: Sequence = (), prepare_model: Callable[[nn.Module], object] | None = None,
+                 **overrides) -> tuple[dict, RecipeRun, History]:
     """Build, train and score a recipe. Returns ``(metrics, run, history)``.
 
     ``resume`` and ``overwrite`` go to ``fit`` (go on from a checkpoint; clear the checkpoint folder).
     ``callbacks`` go to ``fit`` after the recipe's own (e.g. the CLI's ``--log-dir`` loggers).
+    ``prepare_model(model)`` runs on the built model before training, in place (lesson 10: load
+    trained weights, add LoRA).
     ``metrics`` holds the recipe's final metrics plus ``final_loss``, ``steps``, ``seconds`` and
     ``weights_sha256`` (equal hashes mean equal final weights, e.g. after a resume).
     """
     run = build(name, profile_name=profile_name, seed=seed, **overrides)
+    if prepare_model is not None:
+        prepare_model(run.model)
     history = fit(run.model, run.train_data, run.val_data, run.cfg, loss_fn=run.loss_fn,
                   eval_fn=run.eval_fn, callbacks=[*run.callbacks, *callbacks], resume=resume, overwrite=overwrite)
     metrics = dict(run.final_metrics(run.model)) if run.final_metrics else dict(history.last_eval)

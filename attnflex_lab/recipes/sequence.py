@@ -66,7 +66,7 @@ def best_head_alignment(model, task, limit: int = 512) -> tuple[float, tuple[int
     device = next(model.parameters()).device
     x, y, alignment = task.x[:limit], task.y[:limit], task.alignment[:limit]
     _, cache = run_with_cache(model, x.to(device), names="hook_pattern")
-    maps = cache.patterns().cpu()                              # (L, N, H, T, S)
+    maps = cache.patterns().cpu()[..., -x.shape[1]:]          # (L, N, H, T, S): a K/V prefix's keys dropped
     if task.name == "sort":
         def score(p):
             return reads_right_token(p, x, y)

@@ -1,0 +1,71 @@
+"""Prefix tuning (Li & Liang 2021): learned keys and values in front of every attention layer.
+
+Each ``MultiHeadAttention`` gets P key vectors and P value vectors (P, C) of its own, prepended to
+the keys and values that the layer projects from its input. Every query may attend to them, so a
+prefix steers what each layer reads and mixes in, while no weight of the model changes. With P = 0
+the layer is exactly the base layer. This is attention-specific: adapters and LoRA could sit in
+any network, a prefix only means something where there are keys and values.
+
+Li & Liang train the prefix through a small MLP, because optimising it directly was unstable for
+them at GPT-2 scale; at the lab's size the prefix is a plain parameter (simpler), and lesson 10
+measures how well that trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class PrefixConfig:
+    length: int = 4          # P: learned key/value positions per layer
+    init_std: float = 0.02   # the prefix starts small, as GPT-2-style weights do
+
+    def __post_init__(self):
+        if not isinstance(self.length, int) or isinstance(self.length, bool) or self.length < 0:
+            raise ValueError(f"prefix length must be a non-negative int, got {self.length!r}")
+        if not self.init_std >= 0:
+            raise ValueError(f"prefix init_std must be non-negative, got {self.init_std!r}")
+
+
+class KVPrefix(nn.Module):
+    """(k, v, mask) -> (prefix_k ++ k, prefix_v ++ v, mask with P always-allowed keys in front)."""
+
+    def __init__(self, width: int, cfg: PrefixConfig):
+        super().__init__()
+        self.length = cfg.length
+        self.keys = nn.Parameter(cfg.init_std * torch.randn(cfg.length, width))    # (P, C)
+        self.values = nn.Parameter(cfg.init_std * torch.randn(cfg.length, width))  # (P, C)
+
+    def forward(self, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None):
+        B = k.shape[0]
+        k = torch.cat([self.keys.expand(B, -1, -1), k], dim=1)     # (B, P, C) ++ (B, S, C) -> (B, P + S, C)
+        v = torch.cat([self.values.expand(B, -1, -1), v], dim=1)   # (B, P + S, C)
+        if mask is not None and mask.shape[-1] != 1:               # a mask of width 1 broadcasts already
+            allowed = mask.new_ones(*mask.shape[:-1], self.length)  # (..., P): every query may read the prefix
+            mask = torch.cat([allowed, mask], dim=-1)              # (..., P + S)
+        return k, v, mask
+
+    def extra_repr(self) -> str:
+        return f"length={self.length}, width={self.keys.shape[1]}"
+
+
+def add_prefix(model: nn.Module, cfg: PrefixConfig | None = None) -> list[KVPrefix]:
+    """Give every ``MultiHeadAttention`` in ``model`` a learned K/V prefix, in place. Returns them."""
+    from ..modules import MultiHeadAttention
+
+    cfg = cfg or PrefixConfig()
+    attentions = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    if not attentions:
+        raise ValueError(f"{type(model).__name__} has no MultiHeadAttention to give a prefix")
+    if any(m.kv_prefix is not None for m in attentions):
+        raise ValueError("this model already has a prefix; build a fresh model to start again")
+    prefixes = []
+    for attention in attentions:
+        weight = attention.proj.weight
+        attention.kv_prefix = KVPrefix(weight.shape[1], cfg).to(device=weight.device, dtype=weight.dtype)
+        prefixes.append(attention.kv_prefix)
+    return prefixes

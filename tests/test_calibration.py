@@ -16,7 +16,7 @@ LABELS = torch.tensor([0, 0, 1, 2])
 
 
 def test_ece_matches_the_hand_computed_case():
-    assert expected_calibration_error(PROBS, LABELS, n_bins=2) == pytest.approx(0.175, abs=1e-6)  # float32 probabilities
+    assert expected_calibration_error(PROBS, LABELS, n_bins=2) == pytest.approx(0.175, abs=1e-6)  # float32
 
 
 def test_reliability_bins_hold_the_hand_computed_values():
@@ -63,3 +63,14 @@ def test_attention_on_target_is_the_mass_at_the_true_position():
         attention_on_target(weights, torch.tensor([[0, 3]]))
     with pytest.raises(ValueError, match=r"\(1, 2, 3\)"):
         attention_on_target(weights, torch.tensor([0, 2]))
+
+
+def test_lesson09_exercise_answer_equals_the_metric():
+    from attnflex_lab.exercises.lesson09 import _calibration_inputs
+    from attnflex_lab.exercises.lesson09 import expected_calibration_error as exercise_ece
+
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        probs, labels, n_bins = _calibration_inputs(gen)
+        assert float(exercise_ece(probs, labels, n_bins)) == pytest.approx(
+            expected_calibration_error(probs, labels, n_bins=n_bins), abs=1e-12)

@@ -156,6 +156,28 @@ def _js_bits_as_two_kls(p, q):
     return torch.tensor(sum(values) / len(values), dtype=p.dtype)
 
 
+def _ece_by_sorting(probs, labels, n_bins):
+    """ECE with Python numbers: each prediction's bin is ceil(conf · n_bins) − 1 (bins (lo, hi])."""
+    bins = {}
+    for row, label in zip(probs.tolist(), labels.tolist(), strict=True):
+        conf = max(row)
+        b = min(max(math.ceil(conf * n_bins) - 1, 0), n_bins - 1)
+        bins.setdefault(b, []).append((conf, float(row.index(conf) == label)))
+    n = len(labels)
+    total = sum(len(m) / n * abs(sum(c for _, c in m) / len(m) - sum(p for p, _ in m) / len(m))
+                for m in bins.values())
+    return torch.tensor(total, dtype=probs.dtype)
+
+
+def _ece_unweighted(probs, labels, n_bins):
+    """A plain mean over the non-empty bins: a lone prediction's bin weighs as much as a full one."""
+    conf, pred = probs.max(-1)
+    which = (torch.bucketize(conf, torch.linspace(0, 1, n_bins + 1, dtype=probs.dtype)) - 1).clamp(0, n_bins - 1)
+    gaps = [((pred[which == b] == labels[which == b]).to(probs.dtype).mean() - conf[which == b].mean()).abs()
+            for b in range(n_bins) if (which == b).any()]
+    return torch.stack(gaps).mean()
+
+
 REFERENCES = {
     "00.softmax_temperature": lambda s, tau: torch.softmax(s / tau, dim=-1),
     "01.scaled_dot_scores": functional.scaled_dot_scores,
@@ -180,6 +202,7 @@ REFERENCES = {
     "07.block_dv": _block_dv_by_loop,
     "08.switch_cost": _switch_cost_by_loop,
     "08.attention_shift": _js_bits_as_two_kls,
+    "09.expected_calibration_error": _ece_by_sorting,
 }
 
 # Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
@@ -199,6 +222,7 @@ WRONG = {
         torch.softmax(scale * q @ k.transpose(-2, -1), dim=-1).transpose(-2, -1) @ g),
     "08.switch_cost": lambda acc, s, w: acc[s:s + w].mean() - acc[s - w:s].mean(),  # the sign flipped
     "08.attention_shift": lambda p, q: _js_bits_as_two_kls(p, q) * math.log(2),     # nats, not bits
+    "09.expected_calibration_error": _ece_unweighted,                                # bins not weighted
 }
 
 

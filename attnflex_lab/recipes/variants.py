@@ -52,6 +52,7 @@ class Variant:
     patience: int | None = None       # early stopping on the validation metric (evals); None = off
     adversarial: str | None = None    # digits only: None, "fgsm" or "pgd" training batches
     eps: float = 0.0                  # the L∞ radius of adversarial training (pixels in [0, 1])
+    attack_steps: int = 3             # PGD steps per training batch (each costs a forward-backward)
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "constant"):
@@ -120,10 +121,10 @@ def reverse_attention(model: nn.Module, x: torch.Tensor, alignment: torch.Tensor
             "attention_on_target": on_target}
 
 
-def _run_reverse(variant: Variant, sizes: Sizes, seed: int) -> VariantRun:
+def _run_reverse(variant: Variant, sizes: Sizes, seed: int, data_seed: int) -> VariantRun:
     if variant.adversarial:
         raise ValueError("adversarial training is offered on the digits task (pixels) only")
-    base = 1000 * seed
+    base = 1000 * data_seed
     train, val, test = (make_task("reverse", n, sizes.length, vocab_size=VOCAB, seed=base + k)
                         for k, n in ((1, sizes.n_train), (2, 512), (3, 512)))
     torch.manual_seed(seed)
@@ -143,7 +144,7 @@ def _run_reverse(variant: Variant, sizes: Sizes, seed: int) -> VariantRun:
         return {"token_accuracy": accuracy(logits.argmax(-1), y),
                 "val_loss": F.cross_entropy(logits.flatten(0, 1), y.flatten()).item()}
 
-    cfg = train_config(variant, sizes, seed, metric="token_accuracy")
+    cfg = train_config(variant, sizes, seed, metric="val_loss")  # early stopping watches the val loss
     history = fit(model, train.dataset(), val.dataset(), cfg, loss_fn=loss_fn, eval_fn=eval_fn)
     model.eval()
     with torch.no_grad():
@@ -167,40 +168,41 @@ def digits_probs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def attack_images(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attack: str,
-                  eps: float, *, seed: int = 0) -> torch.Tensor:
+                  eps: float, *, steps: int = 7, seed: int = 0) -> torch.Tensor:
     """Adversarial pixels (N, 1, 8, 8) in [0, 1] for the model's cross-entropy: "fgsm" or "pgd"."""
     def loss_of(x):
         return F.cross_entropy(model(x)[0], labels)
     if attack == "fgsm":
         return fgsm(loss_of, images, eps, clamp=(0.0, 1.0))
     if attack == "pgd":
-        return pgd(loss_of, images, eps, steps=7, clamp=(0.0, 1.0),
+        return pgd(loss_of, images, eps, steps=steps, clamp=(0.0, 1.0),
                    generator=torch.Generator().manual_seed(seed))
     raise ValueError(f"attack must be 'fgsm' or 'pgd', got {attack!r}")
 
 
 def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attack: str,
-                    eps: float, *, seed: int = 0) -> float:
+                    eps: float, *, steps: int = 7, seed: int = 0) -> float:
     """Accuracy on adversarially perturbed images (the attack sees the model in eval mode)."""
     was_training = model.training
     model.eval()
-    adversarial = attack_images(model, images, labels, attack, eps, seed=seed)
+    adversarial = attack_images(model, images, labels, attack, eps, steps=steps, seed=seed)
     model.train(was_training)
     return accuracy(digits_probs(model, adversarial), labels)
 
 
-def _run_digits(variant: Variant, sizes: Sizes, seed: int) -> VariantRun:
+def _run_digits(variant: Variant, sizes: Sizes, seed: int, data_seed: int) -> VariantRun:
     if not variant.norm_first or variant.attn_dropout:
         raise ValueError("norm_first and attn_dropout are knobs of the reverse encoder; the digits "
                          "classifier has no transformer block")
-    data = make_digits(seed, limit=sizes.n_train)
+    data = make_digits(data_seed, limit=sizes.n_train)
     torch.manual_seed(seed)
     model = AttentionPoolingClassifier(ClassifierConfig(dropout=variant.dropout))
 
     def loss_fn(m, batch):
         images, labels = batch                                     # (B, 1, 8, 8), (B,)
         if variant.adversarial:  # Madry et al.'s min-max: train on the worst batch in the ball
-            images = attack_images(m, images, labels, variant.adversarial, variant.eps)
+            images = attack_images(m, images, labels, variant.adversarial, variant.eps,
+                                   steps=variant.attack_steps)
         return F.cross_entropy(m(images)[0], labels, label_smoothing=variant.label_smoothing)
 
     def eval_fn(m, data_split):
@@ -209,7 +211,7 @@ def _run_digits(variant: Variant, sizes: Sizes, seed: int) -> VariantRun:
         return {"accuracy": accuracy(logits, labels),
                 "val_loss": F.cross_entropy(logits, labels).item()}
 
-    cfg = train_config(variant, sizes, seed, metric="accuracy")
+    cfg = train_config(variant, sizes, seed, metric="val_loss")
     history = fit(model, data.train, data.val, cfg, loss_fn=loss_fn, eval_fn=eval_fn)
     model.eval()
     images, labels = data.test.tensors
@@ -217,13 +219,19 @@ def _run_digits(variant: Variant, sizes: Sizes, seed: int) -> VariantRun:
     return VariantRun(variant, seed, history, metrics, model, {"data": data})
 
 
-def run_variant(task: str, variant: Variant, seed: int, sizes: Sizes | None = None, **size_overrides
-                ) -> VariantRun:
-    """Train one variant on ``task`` ("reverse" or "digits") with ``seed``; see the module doc."""
+def run_variant(task: str, variant: Variant, seed: int, sizes: Sizes | None = None, *,
+                data_seed: int | None = None, **size_overrides) -> VariantRun:
+    """Train one variant on ``task`` ("reverse" or "digits") with ``seed``; see the module doc.
+
+    ``seed`` draws the initial weights and the batch order; ``data_seed`` (default: ``seed``) the
+    data split, so an ensemble can train several seeds on one split."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     sizes = dataclasses.replace(sizes or sizes_for(task), **size_overrides)
-    return (_run_reverse if task == "reverse" else _run_digits)(variant, sizes, seed)
+    runner = _run_reverse if task == "reverse" else _run_digits
+    run = runner(variant, sizes, seed, seed if data_seed is None else data_seed)
+    run.metrics["steps_trained"] = float(run.history.steps[-1]["step"])  # fewer if stopped early
+    return run
 
 
 def run_variants(task: str, variants, seeds, sizes: Sizes | None = None, **size_overrides
@@ -233,6 +241,21 @@ def run_variants(task: str, variants, seeds, sizes: Sizes | None = None, **size_
     if len(set(names)) != len(names):
         raise ValueError(f"variant names must be unique, got {names}")
     return {v.name: [run_variant(task, v, s, sizes, **size_overrides) for s in seeds] for v in variants}
+
+
+def saved_curves(runs: dict[str, list[VariantRun]], key: str, where: str = "evals") -> dict:
+    """{variant: [(steps, values), ...one per seed]}: plain data for ``viz.recipes`` (no models)."""
+    return {name: [r.history.values(key, where) for r in seed_runs] for name, seed_runs in runs.items()}
+
+
+def summary_table(runs: dict[str, list[VariantRun]], keys) -> str:
+    """A plain-text table: one row per variant, "mean ± sd" of each final metric over seeds."""
+    width = max(len(name) for name in runs) + 2
+    lines = ["variant".ljust(width) + "".join(k.rjust(24) for k in keys)]
+    for name, seed_runs in runs.items():
+        cells = "".join(f"{m:.3f} ± {sd:.3f}".rjust(24) for m, sd in (mean_sd(seed_runs, k) for k in keys))
+        lines.append(name.ljust(width) + cells)
+    return "\n".join(lines)
 
 
 def mean_sd(runs: list[VariantRun], key: str) -> tuple[float, float]:

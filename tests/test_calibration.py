@@ -74,3 +74,10 @@ def test_lesson09_exercise_answer_equals_the_metric():
         probs, labels, n_bins = _calibration_inputs(gen)
         assert float(exercise_ece(probs, labels, n_bins)) == pytest.approx(
             expected_calibration_error(probs, labels, n_bins=n_bins), abs=1e-12)
+
+
+def test_a_confidence_on_a_bin_edge_falls_in_the_lower_bin():
+    probs = torch.tensor([[0.5, 0.5], [0.25, 0.75]], dtype=torch.float64)   # bins (0, .5], (.5, 1]
+    bins = reliability_bins(probs, torch.tensor([0, 0]), n_bins=2)
+    assert bins["count"] == [1, 1]
+    assert bins["confidence"] == pytest.approx([0.5, 0.75])

@@ -35,13 +35,18 @@ class LRRangeResult:
 
     @property
     def steepest_lr(self) -> float:
-        """The lr where the smoothed loss falls fastest per unit of log(lr)."""
-        if len(self.smoothed) < 3:
+        """The lr where the smoothed loss falls fastest per unit of log(lr).
+
+        The slope is taken across a window of a tenth of the sweep on each side: step-to-step
+        differences of a noisy loss over tiny lr ratios would point at noise, not at the trend."""
+        n = len(self.smoothed)
+        if n < 3:
             raise ValueError("the range test needs at least 3 steps to find a slope")
+        w = max(1, n // 10)
         log_lr = [math.log(lr) for lr in self.lrs]
-        slopes = [(self.smoothed[i + 1] - self.smoothed[i - 1]) / (log_lr[i + 1] - log_lr[i - 1])
-                  for i in range(1, len(self.smoothed) - 1)]
-        return self.lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
+        slopes = {i: (self.smoothed[i + w] - self.smoothed[i - w]) / (log_lr[i + w] - log_lr[i - w])
+                  for i in range(w, n - w)}
+        return self.lrs[min(slopes, key=slopes.get)]
 
     @property
     def min_loss_lr(self) -> float:

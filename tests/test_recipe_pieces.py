@@ -72,7 +72,7 @@ def test_lr_range_test_sweeps_geometrically_and_finds_where_the_loss_falls():
                            grad_clip=None)
     assert len(result.losses) == len(result.lrs) == len(result.smoothed) == 100 and not result.diverged
     assert result.lrs[0] == pytest.approx(1e-3) and result.lrs[-1] == pytest.approx(1.0)
-    ratios = [math.log(b / a) for a, b in zip(result.lrs, result.lrs[1:])]
+    ratios = [math.log(b / a) for a, b in zip(result.lrs, result.lrs[1:], strict=False)]
     assert max(ratios) - min(ratios) < 1e-9 and ratios[0] == pytest.approx(math.log(1e3) / 99)
     assert min(result.smoothed) < result.smoothed[0] / 5          # the fit got much better ...
     assert 1e-2 < result.steepest_lr < 1.0                        # ... fastest where Adam's lr is useful

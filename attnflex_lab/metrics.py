@@ -75,22 +75,31 @@ def attention_entropy(weights: torch.Tensor, *, dim: int = -1, normalized: bool 
     return entropy.mean().item()
 
 
-def attention_on_target(weights: torch.Tensor, true_positions: torch.Tensor) -> float:
-    """Mean attention mass on the true source position: Σ over counted steps of α[n, t, a(n, t)].
+def attention_on_target(weights: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean attention mass on the right source position(s), over the steps that have one.
 
-    weights (N, T, S); true_positions (N, T), -1 where a step has no true position (not counted).
+    weights (N, T, S). ``target`` is either true positions (N, T) long, -1 where a step has no true
+    position (not counted), or a bool mask (N, T, S) of every acceptable position (e.g. for sort,
+    every input holding the right digit; a step with no True is not counted).
     Unlike ``alignment_accuracy`` (is the argmax right?), this says how much weight is spent there.
     """
-    if weights.dim() != 3 or true_positions.shape != weights.shape[:2]:
-        raise ValueError(f"need weights (N, T, S) and true_positions (N, T), got "
-                         f"{tuple(weights.shape)} and {tuple(true_positions.shape)}")
-    defined = true_positions >= 0                                              # (N, T)
+    if target.dtype == torch.bool:
+        if weights.dim() != 3 or target.shape != weights.shape:
+            raise ValueError(f"need weights (N, T, S) and a bool target mask of the same shape, got "
+                             f"{tuple(weights.shape)} and {tuple(target.shape)}")
+        defined = target.any(-1)                                               # (N, T)
+        on_target = (weights * target).sum(-1)                                 # (N, T, S) -> (N, T)
+    else:
+        if weights.dim() != 3 or target.shape != weights.shape[:2]:
+            raise ValueError(f"need weights (N, T, S) and true positions (N, T), got "
+                             f"{tuple(weights.shape)} and {tuple(target.shape)}")
+        if (target >= weights.shape[-1]).any():
+            raise ValueError(f"true positions go up to {int(target.max())}, beyond the "
+                             f"{weights.shape[-1]} source positions")
+        defined = target >= 0                                                  # (N, T)
+        on_target = weights.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # (N, T)
     if not defined.any():
-        raise ValueError("no step has a defined true position (all -1)")
-    if (true_positions >= weights.shape[-1]).any():
-        raise ValueError(f"true_positions go up to {int(true_positions.max())}, beyond the "
-                         f"{weights.shape[-1]} source positions")
-    on_target = weights.gather(-1, true_positions.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # (N, T)
+        raise ValueError("no step has a right source position")
     return on_target[defined].double().mean().item()
 
 

@@ -59,6 +59,10 @@ def test_attention_on_target_is_the_mass_at_the_true_position():
     weights = torch.tensor([[[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]])       # (N=1, T=2, S=3)
     assert attention_on_target(weights, torch.tensor([[0, 2]])) == pytest.approx(0.75)
     assert attention_on_target(weights, torch.tensor([[1, -1]])) == pytest.approx(0.2)  # -1 not counted
+    mask = torch.tensor([[[True, True, False], [False, False, False]]])  # step 1: no right position
+    assert attention_on_target(weights, mask) == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="same shape"):
+        attention_on_target(weights, mask[..., :2])
     with pytest.raises(ValueError, match="beyond"):
         attention_on_target(weights, torch.tensor([[0, 3]]))
     with pytest.raises(ValueError, match=r"\(1, 2, 3\)"):

@@ -42,6 +42,6 @@ def test_adversarial_training_raises_robust_accuracy():
         results[variant.name] = (run.metrics["test_accuracy"], robust_accuracy(run.model, images, labels, "pgd", 0.1))
     print("(clean, PGD ε=0.1) accuracy:", results)
     (clean_std, robust_std), (clean_adv, robust_adv) = results["standard"], results["FGSM-trained"]
-    assert robust_adv > robust_std + 0.15, results   # robust accuracy rises a lot ...
-    assert clean_adv > clean_std - 0.1, results      # ... for a small loss of clean accuracy
+    assert robust_adv > robust_std + 0.1, results    # robust accuracy rises a lot ...
+    assert clean_adv > clean_std - 0.2, results      # ... for some loss of clean accuracy
     assert clean_std > 0.9, results                  # the baseline really learned the digits

@@ -101,7 +101,7 @@ def test_variants_validate_their_knobs():
     with pytest.raises(ValueError, match="no transformer block"):
         run_variant("digits", Variant("x", attn_dropout=0.1), 0, sizes_for("digits", "smoke"))
     with pytest.raises(ValueError, match="task must be"):
-        run_variant("sort", Variant("x"), 0)
+        run_variant("lm", Variant("x"), 0)
 
 
 def test_a_smoke_variant_trains_and_reports_its_curves(one_torch_thread):

@@ -5,8 +5,8 @@ weight decay, dropout, attention dropout, label smoothing, early stopping, adver
 ``run_variant`` trains it on one of two small tasks with ``fit`` and returns the history (the
 learning curves) and the final metrics:
 
-- ``"reverse"``: the sequence encoder of the "reverse" recipe (known alignment: output i reads
-  input T − 1 − i), so attention entropy and attention-on-target can be read off;
+- ``"reverse"`` and ``"sort"``: the sequence encoder of those recipes (known alignment: output i
+  of reverse reads input T − 1 − i), so attention entropy and attention-on-target can be read off;
 - ``"digits"``: the attention-pooling classifier of the "digits" recipe, for pixel-space
   robustness, ensembles and calibration.
 
@@ -35,7 +35,7 @@ from ..tasks.digits import make_digits
 from ..training import History, TrainConfig, fit
 from .sequence import VOCAB, predict
 
-TASKS = ("reverse", "digits")
+TASKS = ("reverse", "sort", "digits")
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,10 @@ class Variant:
     lr: float = 3e-3                  # peak lr
     warmup_steps: int = 0             # linear warm-up steps (0 = none)
     schedule: str = "cosine"          # "cosine" decay to 10 % after warm-up, or "constant"
-    norm_first: bool = True           # reverse only: pre-LN (True) or post-LN (False) blocks
+    norm_first: bool = True           # encoder only: pre-LN (True) or post-LN (False) blocks
     weight_decay: float = 0.0         # AdamW decoupled decay, on matrices only (training/optim.py)
-    dropout: float = 0.0              # residual-branch dropout (reverse) / pooled-vector dropout (digits)
-    attn_dropout: float = 0.0         # reverse only: dropout on the attention weights
+    dropout: float = 0.0              # residual-branch dropout (encoder) / pooled-vector dropout (digits)
+    attn_dropout: float = 0.0         # encoder only: dropout on the attention weights
     label_smoothing: float = 0.0      # cross-entropy against (1 − s)·one-hot + s / classes
     patience: int | None = None       # early stopping on the validation metric (evals); None = off
     adversarial: str | None = None    # digits only: None, "fgsm" or "pgd" training batches
@@ -68,15 +68,15 @@ class Sizes:
     steps: int                        # optimizer steps per run
     batch_size: int
     eval_every: int                   # steps between validation evaluations (the curves' points)
-    n_train: int | None = None        # reverse: training sequences; digits: None = the whole split
-    length: int = 8                   # reverse: sequence length
-    d_model: int = 32                 # reverse: model width
-    n_layers: int = 2                 # reverse: blocks
+    n_train: int | None = None        # encoder: training sequences; digits: None = the whole split
+    length: int = 8                   # encoder: sequence length
+    d_model: int = 32                 # encoder: model width
+    n_layers: int = 2                 # encoder: blocks
 
 
 def sizes_for(task: str, profile_name: str | None = None) -> Sizes:
     """Per-profile sizes: smoke runs each variant in well under a second, cpu in a few seconds."""
-    if task == "reverse":
+    if task in ("reverse", "sort"):
         return Sizes(steps=by_profile(smoke=20, cpu=300, gpu=1500, profile_name=profile_name),
                      batch_size=by_profile(smoke=32, cpu=64, gpu=128, profile_name=profile_name),
                      eval_every=by_profile(smoke=10, cpu=25, gpu=100, profile_name=profile_name),
@@ -109,23 +109,26 @@ def train_config(variant: Variant, sizes: Sizes, seed: int, metric: str) -> Trai
                        seed=seed, progress=False)
 
 
-# --- reverse: the sequence encoder ---------------------------------------------------------------
+# --- reverse and sort: the sequence encoder ----------------------------------------------------------
 
-def reverse_attention(model: nn.Module, x: torch.Tensor, alignment: torch.Tensor) -> dict:
-    """Normalised entropy of every head's attention, and the best head's mass on the true position."""
+def encoder_attention(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Normalised entropy of every head's attention (mean over heads and layers), and the best head's
+    attention mass on the inputs that hold the right output token (for reverse: the true position;
+    for sort: every copy of the right digit, since equal digits make the position ambiguous)."""
     _, cache = run_with_cache(model, x, names="hook_pattern")
     maps = cache.patterns()                                        # (L, N, H, T, S)
-    on_target = max(attention_on_target(maps[layer, :, head], alignment)
+    right = x[:, None, :] == y[:, :, None]                         # (N, T, S): input j holds output i's token
+    on_target = max(attention_on_target(maps[layer, :, head], right)
                     for layer in range(maps.shape[0]) for head in range(maps.shape[2]))
     return {"attention_entropy": attention_entropy(maps, normalized=True),
             "attention_on_target": on_target}
 
 
-def _run_reverse(variant: Variant, sizes: Sizes, seed: int, data_seed: int) -> VariantRun:
+def _run_encoder(task: str, variant: Variant, sizes: Sizes, seed: int, data_seed: int) -> VariantRun:
     if variant.adversarial:
         raise ValueError("adversarial training is offered on the digits task (pixels) only")
     base = 1000 * data_seed
-    train, val, test = (make_task("reverse", n, sizes.length, vocab_size=VOCAB, seed=base + k)
+    train, val, test = (make_task(task, n, sizes.length, vocab_size=VOCAB, seed=base + k)
                         for k, n in ((1, sizes.n_train), (2, 512), (3, 512)))
     torch.manual_seed(seed)
     model = SequenceEncoder(EncoderConfig(
@@ -151,7 +154,7 @@ def _run_reverse(variant: Variant, sizes: Sizes, seed: int, data_seed: int) -> V
         preds = predict(model, test.x)                             # (N, T)
         metrics = {"test_token_accuracy": accuracy(preds, test.y),
                    "test_exact_match": exact_match(preds, test.y),
-                   **reverse_attention(model, test.x, test.alignment)}
+                   **encoder_attention(model, test.x, test.y)}
     return VariantRun(variant, seed, history, metrics, model, {"train": train, "test": test})
 
 
@@ -190,9 +193,9 @@ def robust_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     return accuracy(digits_probs(model, adversarial), labels)
 
 
-def _run_digits(variant: Variant, sizes: Sizes, seed: int, data_seed: int) -> VariantRun:
+def _run_digits(task: str, variant: Variant, sizes: Sizes, seed: int, data_seed: int) -> VariantRun:
     if not variant.norm_first or variant.attn_dropout:
-        raise ValueError("norm_first and attn_dropout are knobs of the reverse encoder; the digits "
+        raise ValueError("norm_first and attn_dropout are knobs of the sequence encoder; the digits "
                          "classifier has no transformer block")
     data = make_digits(data_seed, limit=sizes.n_train)
     torch.manual_seed(seed)
@@ -221,15 +224,15 @@ def _run_digits(variant: Variant, sizes: Sizes, seed: int, data_seed: int) -> Va
 
 def run_variant(task: str, variant: Variant, seed: int, sizes: Sizes | None = None, *,
                 data_seed: int | None = None, **size_overrides) -> VariantRun:
-    """Train one variant on ``task`` ("reverse" or "digits") with ``seed``; see the module doc.
+    """Train one variant on ``task`` ("reverse", "sort" or "digits") with ``seed``; see the module doc.
 
     ``seed`` draws the initial weights and the batch order; ``data_seed`` (default: ``seed``) the
     data split, so an ensemble can train several seeds on one split."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     sizes = dataclasses.replace(sizes or sizes_for(task), **size_overrides)
-    runner = _run_reverse if task == "reverse" else _run_digits
-    run = runner(variant, sizes, seed, seed if data_seed is None else data_seed)
+    runner = _run_digits if task == "digits" else _run_encoder
+    run = runner(task, variant, sizes, seed, seed if data_seed is None else data_seed)
     run.metrics["steps_trained"] = float(run.history.steps[-1]["step"])  # fewer if stopped early
     return run
 

@@ -150,7 +150,8 @@ class MultiHeadAttention(nn.Module):
     def _functional(self, q, k, v, mask):
         scores = self.hook_scores(functional.scaled_dot_scores(q, k))  # (B, H, T, Dh) @ (B, H, Dh, S) -> (B, H, T, S)
         pattern = self.hook_pattern(functional.masked_softmax(scores, _expand(mask, scores)))  # (B, H, T, S)
-        pattern = F.dropout(pattern, self.attn_dropout, self.training)  # the hook saw the undropped map
+        if self.attn_dropout and self.training:  # the hook saw the undropped map
+            pattern = F.dropout(pattern, self.attn_dropout)
         return pattern @ v                                              # (B, H, T, S) @ (B, H, S, Dh) -> (B, H, T, Dh)
 
     def _ops(self, q, k, v, mask):

@@ -1,4 +1,4 @@
-"""Metrics: accuracy, exact match, alignment accuracy and attention entropy.
+"""Metrics: accuracy, exact match, alignment accuracy, attention entropy and calibration (ECE).
 
 Each returns a Python float (a mean over the examples that count) and checks its inputs' shapes.
 """
@@ -73,3 +73,72 @@ def attention_entropy(weights: torch.Tensor, *, dim: int = -1, normalized: bool 
             raise ValueError("normalized entropy needs at least 2 positions")
         entropy = entropy / torch.log(torch.tensor(float(size), dtype=torch.float64))
     return entropy.mean().item()
+
+
+def attention_on_target(weights: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean attention mass on the right source position(s), over the steps that have one.
+
+    weights (N, T, S). ``target`` is either true positions (N, T) long, -1 where a step has no true
+    position (not counted), or a bool mask (N, T, S) of every acceptable position (e.g. for sort,
+    every input holding the right digit; a step with no True is not counted).
+    Unlike ``alignment_accuracy`` (is the argmax right?), this says how much weight is spent there.
+    """
+    if target.dtype == torch.bool:
+        if weights.dim() != 3 or target.shape != weights.shape:
+            raise ValueError(f"need weights (N, T, S) and a bool target mask of the same shape, got "
+                             f"{tuple(weights.shape)} and {tuple(target.shape)}")
+        defined = target.any(-1)                                               # (N, T)
+        on_target = (weights * target).sum(-1)                                 # (N, T, S) -> (N, T)
+    else:
+        if weights.dim() != 3 or target.shape != weights.shape[:2]:
+            raise ValueError(f"need weights (N, T, S) and true positions (N, T), got "
+                             f"{tuple(weights.shape)} and {tuple(target.shape)}")
+        if (target >= weights.shape[-1]).any():
+            raise ValueError(f"true positions go up to {int(target.max())}, beyond the "
+                             f"{weights.shape[-1]} source positions")
+        defined = target >= 0                                                  # (N, T)
+        on_target = weights.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)  # (N, T)
+    if not defined.any():
+        raise ValueError("no step has a right source position")
+    return on_target[defined].double().mean().item()
+
+
+def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, *, n_bins: int = 10) -> dict:
+    """Predictions grouped by confidence into ``n_bins`` equal-width bins over [0, 1].
+
+    probs (N, C) predicted probabilities (rows sum to 1); labels (N,). Returns lists of length n_bins:
+    ``confidence`` (mean top probability), ``accuracy`` and ``count`` per bin (NaN means where empty),
+    plus ``edges`` (n_bins + 1). A bin holds confidences in (lo, hi]; the first also holds 0.
+    """
+    if probs.dim() != 2 or labels.shape != probs.shape[:1]:
+        raise ValueError(f"need probs (N, C) and labels (N,), got {tuple(probs.shape)} and "
+                         f"{tuple(labels.shape)}")
+    if labels.numel() == 0:
+        raise ValueError("calibration of an empty set is undefined")
+    if not isinstance(n_bins, int) or n_bins <= 0:
+        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
+    if (probs < 0).any() or not torch.allclose(probs.sum(-1), torch.ones_like(probs[:, 0]), atol=1e-4):
+        raise ValueError("probs must be probabilities (non-negative rows that sum to 1); pass "
+                         "softmax(logits), not logits")
+    confidence, predicted = probs.double().max(-1)                            # (N,), (N,)
+    correct = (predicted == labels).double()                                  # (N,)
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    which = (torch.bucketize(confidence, edges, right=False) - 1).clamp(0, n_bins - 1)  # (N,) bin ids
+    out = {"edges": edges.tolist(), "confidence": [], "accuracy": [], "count": []}
+    for b in range(n_bins):
+        members = which == b
+        count = int(members.sum())
+        out["count"].append(count)
+        out["confidence"].append(confidence[members].mean().item() if count else float("nan"))
+        out["accuracy"].append(correct[members].mean().item() if count else float("nan"))
+    return out
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, *, n_bins: int = 10) -> float:
+    """ECE (Naeini et al. 2015; Guo et al. 2017): Σ_b (n_b / N) · |accuracy_b − confidence_b|.
+
+    0 for a perfectly calibrated classifier; equal-width bins of the top-class probability."""
+    bins = reliability_bins(probs, labels, n_bins=n_bins)
+    total = sum(bins["count"])
+    return sum(n / total * abs(a - c) for n, a, c in zip(bins["count"], bins["accuracy"],
+                                                         bins["confidence"], strict=True) if n)

@@ -91,13 +91,21 @@ class MultiHeadAttention(nn.Module):
     """Self-attention (or cross-attention, with ``kv=``) with H heads of width Dh = C / H, and a choice
     of backend (see module docstring)."""
 
-    def __init__(self, d_model: int, n_heads: int, *, backend: str = "sdpa", bias: bool = True):
+    def __init__(self, d_model: int, n_heads: int, *, backend: str = "sdpa", bias: bool = True,
+                 attn_dropout: float = 0.0):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
+        if not 0.0 <= attn_dropout < 1.0:
+            raise ValueError(f"attn_dropout must be in [0, 1), got {attn_dropout!r}")
+        if attn_dropout and backend == "ops":
+            raise ValueError("attn_dropout needs the 'sdpa' or 'functional' backend: the 'ops' backward "
+                             "(lesson 02) is derived for attention without dropout")
         self.n_heads, self.d_head, self.backend = n_heads, d_model // n_heads, backend
+        # dropout on the attention weights (Vaswani et al. 2017): in training a query forgets some keys
+        self.attn_dropout = attn_dropout
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # the three projections in one matmul
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.hook_scores = HookPoint("(B, H, T, S)")   # scaled q·k, before the mask and softmax
@@ -149,6 +157,8 @@ class MultiHeadAttention(nn.Module):
     def _functional(self, q, k, v, mask):
         scores = self.hook_scores(functional.scaled_dot_scores(q, k))  # (B, H, T, Dh) @ (B, H, Dh, S) -> (B, H, T, S)
         pattern = self.hook_pattern(functional.masked_softmax(scores, _expand(mask, scores)))  # (B, H, T, S)
+        if self.attn_dropout and self.training:  # the hook saw the undropped map
+            pattern = F.dropout(pattern, self.attn_dropout)
         return pattern @ v                                              # (B, H, T, S) @ (B, H, S, Dh) -> (B, H, T, Dh)
 
     def _ops(self, q, k, v, mask):
@@ -163,12 +173,13 @@ class MultiHeadAttention(nn.Module):
         return out
 
     def _sdpa(self, q, k, v, mask, causal, full_mask):
+        p = self.attn_dropout if self.training else 0.0
         if mask is None and causal and q.shape[-2] == k.shape[-2]:  # fused fast path for a plain causal mask
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
         elif full_mask is None:
-            out = F.scaled_dot_product_attention(q, k, v)  # (B, H, T, Dh)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, H, T, Dh)
         else:
-            out = _sdpa_masked(q, k, v, full_mask)         # (B, H, T, Dh)
+            out = _sdpa_masked(q, k, v, full_mask, p)      # (B, H, T, Dh)
         if self.hook_scores.listened_to or self.hook_pattern.listened_to:
             with torch.no_grad():  # recomputed only because someone asked for the maps
                 scores = self.hook_scores(functional.scaled_dot_scores(q, k))
@@ -176,7 +187,7 @@ class MultiHeadAttention(nn.Module):
         return out
 
 
-def _sdpa_masked(q, k, v, mask):
+def _sdpa_masked(q, k, v, mask, dropout_p: float = 0.0):
     """SDPA with a bool mask, giving zeros (and zero gradients) for queries that may attend nowhere.
 
     Fully masked rows are NaN on older torch builds and some CUDA kernels (zeros on others), and a
@@ -186,7 +197,7 @@ def _sdpa_masked(q, k, v, mask):
     """
     has_key = mask.any(dim=-1, keepdim=True)            # (..., T, 1): may this query attend at all?
     safe_mask = mask | ~has_key                         # (..., T, S): empty rows see every key
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe_mask)  # (B, H, T, Dh)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe_mask, dropout_p=dropout_p)  # (B, H, T, Dh)
     return out.masked_fill(~has_key, 0.0)               # (B, H, T, Dh): empty rows -> 0, grad 0
 
 
@@ -200,7 +211,7 @@ def _expand(mask: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor | N
     return None if mask is None else mask.expand_as(scores)
 
 
-# --- the pre-LN block -----------------------------------------------------------------------------
+# --- the transformer block (pre-LN by default, post-LN on request) ------------------------------------
 
 class MLP(nn.Module):
     """Position-wise feed-forward: C -> 4C -> C with GELU."""
@@ -216,19 +227,30 @@ class MLP(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LN block: x + attn(LN(x)), then x + mlp(LN(x)). LayerNorm first keeps the residual path clean."""
+    """Pre-LN block: x + attn(LN(x)), then x + mlp(LN(x)). LayerNorm first keeps the residual path clean.
+
+    ``norm_first=False`` gives the original post-LN block of Vaswani et al. (2017):
+    LN(x + attn(x)), then LN(x + mlp(x)). Every gradient then passes through the norms, and Xiong et
+    al. (2020) show why it needs a learning-rate warm-up where the pre-LN block does not (lesson 09).
+    ``dropout`` acts on the residual branches; ``attn_dropout`` on the attention weights.
+    """
 
     def __init__(self, d_model: int, n_heads: int, *, dropout: float = 0.0, backend: str = "sdpa",
-                 bias: bool = True):
+                 bias: bool = True, norm_first: bool = True, attn_dropout: float = 0.0):
         super().__init__()
+        self.norm_first = norm_first
         self.ln1 = nn.LayerNorm(d_model, bias=bias)
-        self.attn = MultiHeadAttention(d_model, n_heads, backend=backend, bias=bias)
+        self.attn = MultiHeadAttention(d_model, n_heads, backend=backend, bias=bias,
+                                       attn_dropout=attn_dropout)
         self.ln2 = nn.LayerNorm(d_model, bias=bias)
         self.mlp = MLP(d_model, dropout=dropout, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False
                 ) -> torch.Tensor:
+        if not self.norm_first:                                                # post-LN
+            x = self.ln1(x + self.dropout(self.attn(x, mask, causal=causal)))  # (B, T, C)
+            return self.ln2(x + self.mlp(x))                                   # (B, T, C)
         x = x + self.dropout(self.attn(self.ln1(x), mask, causal=causal))  # (B, T, C)
         return x + self.mlp(self.ln2(x))                                   # (B, T, C)
 

@@ -201,6 +201,26 @@ def _head_term_by_zeroing_the_others(z, w_o, head):
     only = torch.zeros_like(z)
     only[..., head, :] = z[..., head, :]
     return torch.nn.functional.linear(only.flatten(-2), w_o)
+def _ece_by_sorting(probs, labels, n_bins):
+    """ECE with Python numbers: each prediction's bin is ceil(conf · n_bins) − 1 (bins (lo, hi])."""
+    bins = {}
+    for row, label in zip(probs.tolist(), labels.tolist(), strict=True):
+        conf = max(row)
+        b = min(max(math.ceil(conf * n_bins) - 1, 0), n_bins - 1)
+        bins.setdefault(b, []).append((conf, float(row.index(conf) == label)))
+    n = len(labels)
+    total = sum(len(m) / n * abs(sum(c for _, c in m) / len(m) - sum(p for p, _ in m) / len(m))
+                for m in bins.values())
+    return torch.tensor(total, dtype=probs.dtype)
+
+
+def _ece_unweighted(probs, labels, n_bins):
+    """A plain mean over the non-empty bins: a lone prediction's bin weighs as much as a full one."""
+    conf, pred = probs.max(-1)
+    which = (torch.bucketize(conf, torch.linspace(0, 1, n_bins + 1, dtype=probs.dtype)) - 1).clamp(0, n_bins - 1)
+    gaps = [((pred[which == b] == labels[which == b]).to(probs.dtype).mean() - conf[which == b].mean()).abs()
+            for b in range(n_bins) if (which == b).any()]
+    return torch.stack(gaps).mean()
 
 
 REFERENCES = {
@@ -233,6 +253,7 @@ REFERENCES = {
     "11.mase": _mase_by_loop,
     "12.integrated_gradients": _ig_by_analytic_gradient,
     "12.head_contribution": _head_term_by_zeroing_the_others,
+    "09.expected_calibration_error": _ece_by_sorting,
 }
 
 # Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
@@ -263,6 +284,7 @@ WRONG = {
             ((1 - torch.tanh((b + s / n * (x - b)) @ f.w1) ** 2) * f.w2) @ f.w1.T for s in range(n)) / n),
     "12.head_contribution": lambda z, w, h: (                             # rows of W_O, not columns
         z[..., h, :] @ w[h * z.shape[-1]:(h + 1) * z.shape[-1], :]),
+    "09.expected_calibration_error": _ece_unweighted,                                # bins not weighted
 }
 
 

@@ -89,6 +89,8 @@ class EncoderConfig:
     dropout: float = 0.0          # small synthetic tasks do not overfit; keep the maps crisp
     pos_encoding: str = "learned"  # "learned", "sinusoidal" or "none" (a bag of tokens)
     backend: str = "sdpa"         # attention backend: "sdpa", "functional" or "ops"
+    norm_first: bool = True       # pre-LN blocks; False = post-LN (Vaswani et al. 2017), lesson 09
+    attn_dropout: float = 0.0     # dropout on the attention weights (lesson 09)
 
 
 class SequenceEncoder(nn.Module):
@@ -100,8 +102,11 @@ class SequenceEncoder(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos = positional_encoding(cfg.pos_encoding, cfg.d_model, cfg.max_len)
         self.blocks = nn.ModuleList(TransformerBlock(cfg.d_model, cfg.n_heads, dropout=cfg.dropout,
-                                                     backend=cfg.backend) for _ in range(cfg.n_layers))
-        self.ln_f = nn.LayerNorm(cfg.d_model)
+                                                     backend=cfg.backend, norm_first=cfg.norm_first,
+                                                     attn_dropout=cfg.attn_dropout)
+                                    for _ in range(cfg.n_layers))
+        # a post-LN stack already ends in a LayerNorm; a second one would only add parameters
+        self.ln_f = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
         self.head = nn.Linear(cfg.d_model, cfg.n_classes)
         init_gpt2(self, self.blocks)
 

@@ -17,4 +17,5 @@ from .images import (  # noqa: F401
     plot_confusion_matrix,
 )
 from .plotly_figs import attention_figure  # noqa: F401
+from .recipes import plot_recipe_curves, plot_reliability_diagram, recipe_curve_explorer  # noqa: F401
 from .rollout import attention_rollout, cls_patch_map, plot_rollout_overlay  # noqa: F401

@@ -3,6 +3,8 @@
 #   make test   set up the same way, then run every test (unit, notebooks, learning, browser)
 # pytest runs the notebooks in the smoke profile whatever ATTNFLEX_PROFILE says (see conftest.py);
 #   make test-notebooks PROFILE=cpu   runs just the notebooks, in the profile you name.
+#   make site          every lesson executed (cpu profile; PROFILE=smoke for seconds) as a static site
+#   make test-site     builds the site from smoke executions and checks it in Chromium (CI's 2nd step)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -18,7 +20,7 @@ XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadfile)
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: setup lab test test-fast test-notebooks lint strip doctor bench clean
+.PHONY: setup lab test test-fast test-notebooks lint strip doctor bench clean site site-smoke test-site
 
 setup: $(STAMP)
 
@@ -54,8 +56,25 @@ test-notebooks: setup
 strip: setup
 	$(PY) scripts/strip_notebooks.py notebooks/*.ipynb
 
+# The static site (scripts/build_site.py): the cpu profile unless PROFILE is named on the command
+# line (PROFILE's smoke default above is for the tests). Output: _build/site (cpu), _build/site-PROFILE.
+SITE_PROFILE = $(if $(filter file,$(origin PROFILE)),cpu,$(PROFILE))
+site: setup
+	bash scripts/setup_site.sh
+	$(PY) scripts/build_site.py --profile $(SITE_PROFILE)
+
+site-smoke: setup
+	bash scripts/setup_site.sh
+	$(PY) scripts/build_site.py --profile smoke
+
+# The site test executes every notebook again, so it runs apart from `make test` (marker `site`).
+test-site: setup
+	bash scripts/setup_browser.sh
+	bash scripts/setup_site.sh
+	$(PY) -m pytest -p no:xdist -m site tests/browser/test_site.py
+
 bench: setup
 	$(PY) -m attnflex_lab bench
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) artifacts _build .pytest_cache .ruff_cache .hypothesis

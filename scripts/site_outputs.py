@@ -54,7 +54,7 @@ def _model_id(ref) -> str | None:
 
 def _control_text(state: dict, model_name: str) -> str:
     """'temperature = 1' for a control, from its saved state."""
-    label = state.get("description") or model_name.removesuffix("Model")
+    label = (state.get("description") or model_name.removesuffix("Model")).rstrip(": ")
     if "_options_labels" in state and isinstance(state.get("index"), int):
         labels = state["_options_labels"]
         value = labels[state["index"]] if 0 <= state["index"] < len(labels) else None

@@ -37,7 +37,7 @@ def _explorer_states():
         "out": _model("OutputModel", outputs=[PNG]),
         "bar": _model("HBoxModel", children=["IPY_MODEL_left", "IPY_MODEL_progress", "IPY_MODEL_right"]),
         "left": _model("HTMLModel", value="train: 100%"),
-        "progress": _model("FloatProgressModel", value=20.0, min=0.0, max=20.0),
+        "progress": _model("FloatProgressModel", value=25.0, min=5.0, max=25.0),  # full: 20 of 20
         "right": _model("HTMLModel", value="20/20 [00:01&lt;00:00]"),
     }
 

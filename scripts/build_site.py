@@ -29,8 +29,11 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from queue import Empty
 
 import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import site_outputs  # noqa: E402
@@ -58,22 +61,50 @@ def source_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+POLL_SLICE_S = 1.0
+
+
+def _sliced(original):
+    """A channel's ``get_msg`` that waits in slices of a second. zmq's asyncio poll can miss the
+    wake-up for a message that has already arrived (seen here under load: a lesson sat idle for
+    exactly its 600 s cell timeout after a widget cell, then carried on); a new poll looks first."""
+    async def get_msg(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SLICE_S if deadline is None else min(POLL_SLICE_S, max(0.0, deadline - time.monotonic()))
+            try:
+                return await original(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+    return get_msg
+
+
+class WakefulClient(NotebookClient):
+    """nbclient's NotebookClient whose shell and iopub waits cannot oversleep (see ``_sliced``)."""
+
+    async def async_start_new_kernel_client(self):
+        client = await super().async_start_new_kernel_client()
+        for channel in (client.shell_channel, client.iopub_channel):
+            channel.get_msg = _sliced(channel.get_msg)
+        return client
+
+
 def execute_one(source: Path, target: Path, profile: str, threads: int) -> tuple[str, float, str]:
     """Run one notebook top to bottom (in a worker process); return (name, seconds, error or "")."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
     os.environ.update({"ATTNFLEX_PROFILE": profile, "OMP_NUM_THREADS": str(threads),
                        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
                        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     nb = nbformat.read(source, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S[profile], kernel_name="python3",
-                            resources={"metadata": {"path": str(source.parent)}}, store_widget_state=True)
+    client = WakefulClient(nb, timeout=CELL_TIMEOUT_S[profile], kernel_name="python3",
+                           resources={"metadata": {"path": str(source.parent)}}, store_widget_state=True,
+                           # Under load outputs can trail the reply: wait for them, and fail rather than lose them.
+                           iopub_timeout=120, raise_on_iopub_timeout=True)
     start = time.monotonic()
     error = ""
     try:
         client.execute()
-    except CellExecutionError as err:
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
         error = str(err)[-3000:]
     nb.metadata["attnflex_site"] = {"profile": profile, "source_sha256": source_hash(source),
                                     "seconds": round(time.monotonic() - start, 1)}

@@ -157,3 +157,38 @@ def test_search_entries_follow_headings_with_their_anchors():
     assert entries[1]["title"] == "01 · Title › Temperature"
     assert entries[1]["text"] == "softmax and tau in a list code_here()"
     assert site_pages.search_index_js(entries).startswith("window.AFL_SEARCH = [")
+
+
+def test_channel_waits_come_back_in_slices_and_still_time_out():
+    """build_site's guard against a missed zmq wake-up: a wait without a deadline polls again every
+    slice (a message that arrived unannounced is picked up), and a wait with one still ends in Empty."""
+    import asyncio
+    from queue import Empty
+
+    import build_site
+
+    calls = []
+
+    async def never_wakes(timeout=None):  # like a poll that missed its wake-up: Empty after `timeout`
+        calls.append(timeout)
+        if len(calls) < 3:
+            raise Empty
+        return {"msg_type": "status"}
+
+    sliced = build_site._sliced(never_wakes)
+    assert asyncio.run(sliced(timeout=None)) == {"msg_type": "status"}
+    assert calls[:2] == [build_site.POLL_SLICE_S] * 2
+    calls.clear()
+
+    async def always_empty(timeout=None):
+        calls.append(timeout)
+        await asyncio.sleep(timeout)
+        raise Empty
+
+    build_site.POLL_SLICE_S, saved = 0.01, build_site.POLL_SLICE_S
+    try:
+        with pytest.raises(Empty):
+            asyncio.run(build_site._sliced(always_empty)(timeout=0.05))
+    finally:
+        build_site.POLL_SLICE_S = saved
+    assert len(calls) >= 3 and all(c <= 0.01 for c in calls)

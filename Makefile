@@ -5,6 +5,8 @@
 #   make test-notebooks PROFILE=cpu   runs just the notebooks, in the profile you name.
 #   make test-compat  every notebook in smoke in .venv-compat: Colab's ipywidgets 7.7, the lab
 #                     installed from a path as the Colab cell installs it from the URL (README)
+#   make site          every lesson executed (cpu profile; PROFILE=smoke for seconds) as a static site
+#   make test-site     builds the site from smoke executions and checks it in Chromium (CI's 2nd step)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -20,7 +22,7 @@ XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadfile)
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: setup lab test test-fast test-notebooks test-compat lint strip doctor bench clean
+.PHONY: setup lab test test-fast test-notebooks test-compat lint strip doctor bench clean site site-smoke test-site
 
 setup: $(STAMP)
 
@@ -70,8 +72,25 @@ test-compat: $(COMPAT_STAMP)
 strip: setup
 	$(PY) scripts/strip_notebooks.py notebooks/*.ipynb
 
+# The static site (scripts/build_site.py): the cpu profile unless PROFILE is named on the command
+# line (PROFILE's smoke default above is for the tests). Output: _build/site (cpu), _build/site-PROFILE.
+SITE_PROFILE = $(if $(filter file,$(origin PROFILE)),cpu,$(PROFILE))
+site: setup
+	bash scripts/setup_site.sh
+	$(PY) scripts/build_site.py --profile $(SITE_PROFILE)
+
+site-smoke: setup
+	bash scripts/setup_site.sh
+	$(PY) scripts/build_site.py --profile smoke
+
+# The site test executes every notebook again, so it runs apart from `make test` (marker `site`).
+test-site: setup
+	bash scripts/setup_browser.sh
+	bash scripts/setup_site.sh
+	$(PY) -m pytest -p no:xdist -m site tests/browser/test_site.py
+
 bench: setup
 	$(PY) -m attnflex_lab bench
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) artifacts .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(COMPAT_VENV) artifacts _build .pytest_cache .ruff_cache .hypothesis

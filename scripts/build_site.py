@@ -1,0 +1,228 @@
+"""Build the lab's static site: every lesson executed in one profile, rendered as HTML, offline.
+
+    python scripts/build_site.py                    # cpu profile (minutes per lesson), into _build/site
+    python scripts/build_site.py --profile smoke    # seconds per lesson: what the site test builds
+    python -m http.server -d _build/site            # then open http://localhost:8000
+
+1. Every ``notebooks/NN_*.ipynb`` (found by glob) is executed with nbclient, in parallel, in a kernel
+   whose ``ATTNFLEX_PROFILE`` is the chosen profile, from ``notebooks/`` as the tests run them. The
+   executed copies go to ``_build/executed/PROFILE/`` (never over the committed notebooks).
+2. Each copy is made static (``site_outputs``: widgets become their first drawing and a note,
+   plotly JSON gets its HTML twin) and rendered by nbconvert with ``site/templates/afl``
+   (JupyterLab's look, plus the site's bar).
+3. The landing page (``site/index.md`` with the curriculum table), a search page and its index,
+   and ``_static/`` (site CSS and JS, plotly.js from the plotly package, MathJax from Debian's
+   ``libjs-mathjax``) complete the site. Nothing is fetched from a CDN when a page is read.
+
+Jupyter Book 2 (mystmd) was the first choice, but its HTML theme is downloaded from the internet on
+every fresh machine, which CI cannot reach; nbconvert renders the notebooks with what the lab's own
+dev install already has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from queue import Empty
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import site_outputs  # noqa: E402
+import site_pages  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE_SRC = ROOT / "site"
+PROFILES = ("smoke", "cpu", "gpu")
+MATHJAX_DIR = Path(os.environ.get("ATTNFLEX_MATHJAX", "/usr/share/javascript/mathjax"))
+# The parts of MathJax 2 that the TeX-AMS_CHTML-full configuration loads (not its 40 MB of fonts
+# and other outputs).
+MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "config/local", "jax/input/TeX",
+                 "jax/output/CommonHTML", "jax/element", "extensions", "fonts/HTML-CSS/TeX/woff")
+CELL_TIMEOUT_S = {"smoke": 600, "cpu": 3600, "gpu": 3600}
+
+
+def find_notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
+    found = sorted((ROOT / "notebooks").glob(pattern))
+    if not found:
+        raise SystemExit(f"no notebooks match notebooks/{pattern}")
+    return found
+
+
+def source_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+POLL_SLICE_S = 1.0
+
+
+def _sliced(original):
+    """A channel's ``get_msg`` that waits in slices of a second. zmq's asyncio poll can miss the
+    wake-up for a message that has already arrived (seen here under load: a lesson sat idle for
+    exactly its 600 s cell timeout after a widget cell, then carried on); a new poll looks first."""
+    async def get_msg(timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SLICE_S if deadline is None else min(POLL_SLICE_S, max(0.0, deadline - time.monotonic()))
+            try:
+                return await original(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+    return get_msg
+
+
+class WakefulClient(NotebookClient):
+    """nbclient's NotebookClient whose shell and iopub waits cannot oversleep (see ``_sliced``)."""
+
+    async def async_start_new_kernel_client(self):
+        client = await super().async_start_new_kernel_client()
+        for channel in (client.shell_channel, client.iopub_channel):
+            channel.get_msg = _sliced(channel.get_msg)
+        return client
+
+
+def execute_one(source: Path, target: Path, profile: str, threads: int) -> tuple[str, float, str]:
+    """Run one notebook top to bottom (in a worker process); return (name, seconds, error or "")."""
+    os.environ.update({"ATTNFLEX_PROFILE": profile, "OMP_NUM_THREADS": str(threads),
+                       "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+                       "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    nb = nbformat.read(source, as_version=4)
+    client = WakefulClient(nb, timeout=CELL_TIMEOUT_S[profile], kernel_name="python3",
+                           resources={"metadata": {"path": str(source.parent)}}, store_widget_state=True,
+                           # Under load outputs can trail the reply: wait for them, and fail rather than lose them.
+                           iopub_timeout=120, raise_on_iopub_timeout=True)
+    start = time.monotonic()
+    error = ""
+    try:
+        client.execute()
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
+        error = str(err)[-3000:]
+    nb.metadata["attnflex_site"] = {"profile": profile, "source_sha256": source_hash(source),
+                                    "seconds": round(time.monotonic() - start, 1)}
+    if not error:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+    return source.name, time.monotonic() - start, error
+
+
+def is_current(source: Path, target: Path, profile: str) -> bool:
+    if not target.exists():
+        return False
+    meta = nbformat.read(target, as_version=4).metadata.get("attnflex_site", {})
+    return meta.get("profile") == profile and meta.get("source_sha256") == source_hash(source)
+
+
+def execute_all(notebooks: list[Path], executed_dir: Path, profile: str, jobs: int, reuse: bool) -> None:
+    todo = [nb for nb in notebooks if not (reuse and is_current(nb, executed_dir / nb.name, profile))]
+    if len(todo) < len(notebooks):
+        print(f"reusing {len(notebooks) - len(todo)} executed notebook(s) from {executed_dir}")
+    jobs = max(1, min(jobs, len(todo) or 1))
+    # Smoke steps are tiny: one thread each runs faster than a pool (see conftest.py).
+    threads = 1 if profile == "smoke" else max(1, (os.cpu_count() or 1) // jobs)
+    failures = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(execute_one, nb, executed_dir / nb.name, profile, threads) for nb in todo]
+        for future in as_completed(futures):
+            name, seconds, error = future.result()
+            print(f"  executed {name} in {seconds:.1f} s" + ("  FAILED" if error else ""), flush=True)
+            if error:
+                failures.append(f"{name}:\n{error}")
+    if failures:
+        raise SystemExit("these notebooks raised, so the site was not built:\n\n" + "\n\n".join(failures))
+
+
+def copy_static(out: Path) -> None:
+    static = out / "_static"
+    shutil.copytree(SITE_SRC / "static", static, dirs_exist_ok=True)
+    import plotly
+
+    shutil.copy2(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", static / "plotly.min.js")
+    if not (MATHJAX_DIR / "MathJax.js").exists():
+        raise SystemExit(f"MathJax 2 not found in {MATHJAX_DIR}: run `bash scripts/setup_site.sh` "
+                         f"(installs Debian's libjs-mathjax) or set ATTNFLEX_MATHJAX to a MathJax 2 folder")
+    for part in MATHJAX_PARTS:
+        source, target = MATHJAX_DIR / part, static / "mathjax" / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():  # Debian links the fonts in from fonts-mathjax: copy the files themselves
+            shutil.copytree(source, target, dirs_exist_ok=True, symlinks=False)
+        elif source.exists():
+            shutil.copy2(source, target)
+
+
+def render_lessons(executed: list[Path], lessons: list, out: Path, profile: str) -> list[dict]:
+    """Write one page per lesson; return the search entries of all of them."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="afl", extra_template_basedirs=[str(SITE_SRC / "templates")])
+    stems = {lesson.stem for lesson in lessons}
+    entries = []
+    for path, lesson in zip(executed, lessons, strict=True):
+        nb = nbformat.read(path, as_version=4)
+        counts = site_outputs.make_static(nb)
+        resources = {"metadata": {"name": f"{lesson.number} · {lesson.title}"}, "afl_static": "_static",
+                     "afl_plotly": counts["plotly"] > 0, "afl_nav": site_pages.nav_bar(lessons, lesson),
+                     "afl_footer": site_pages.footer(profile)}
+        body, _ = exporter.from_notebook_node(nb, resources=resources)
+        body = site_pages.localize_badges(site_pages.rewrite_notebook_links(body, stems))
+        (out / lesson.page).write_text(body, encoding="utf-8")
+        entries += site_pages.search_entries(body, lesson.page, f"{lesson.number} · {lesson.title}")
+        print(f"  rendered {lesson.page} ({counts['widgets']} widget(s), {counts['plotly']} plotly figure(s))")
+    return entries
+
+
+def build(profile: str, out: Path, executed_dir: Path, jobs: int, reuse: bool, pattern: str) -> None:
+    start = time.monotonic()
+    notebooks = find_notebooks(pattern)
+    print(f"executing {len(notebooks)} notebooks in the {profile} profile with {jobs} job(s)", flush=True)
+    execute_all(notebooks, executed_dir, profile, jobs, reuse)
+    executed_at = time.monotonic()
+    executed = [executed_dir / nb.name for nb in notebooks]
+    lessons = site_pages.with_readme(
+        [site_pages.lesson_from_notebook(nb.stem, nbformat.read(nb, as_version=4)) for nb in notebooks],
+        (ROOT / "README.md").read_text(encoding="utf-8"))
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    copy_static(out)
+    entries = render_lessons(executed, lessons, out, profile)
+    nav, foot = site_pages.nav_bar(lessons), site_pages.footer(profile)
+    landing = site_pages.landing_body((SITE_SRC / "index.md").read_text(encoding="utf-8"), lessons)
+    (out / "index.html").write_text(site_pages.page(site_pages.SITE_TITLE, landing, nav, foot), encoding="utf-8")
+    (out / "search.html").write_text(site_pages.page(f"Search · {site_pages.SITE_TITLE}", site_pages.search_body(),
+                                                     nav, foot), encoding="utf-8")
+    entries += site_pages.search_entries(landing, "index.html", site_pages.SITE_TITLE)
+    (out / "_static" / "search-index.js").write_text(site_pages.search_index_js(entries), encoding="utf-8")
+    done = time.monotonic()
+    print(f"site built in {done - start:.0f} s (executing {executed_at - start:.0f} s, rendering "
+          f"{done - executed_at:.0f} s): {out / 'index.html'}")
+    print(f"open it with: python -m http.server -d {out}   (then http://localhost:8000)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", choices=PROFILES, default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="default _build/site (smoke: _build/site-smoke)")
+    parser.add_argument("--executed", type=Path, default=None, help="default _build/executed/PROFILE")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="notebooks executed at once")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep executed copies of unchanged notebooks (even if the lab changed)")
+    parser.add_argument("--notebooks", default="[0-9][0-9]_*.ipynb", help="glob under notebooks/")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    out = args.out or ROOT / "_build" / ("site" if args.profile == "cpu" else f"site-{args.profile}")
+    executed_dir = args.executed or ROOT / "_build" / "executed" / args.profile
+    build(args.profile, out.resolve(), executed_dir.resolve(), args.jobs, args.reuse, args.notebooks)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The static site, built from smoke executions of every lesson, read in Chromium.
+
+`make test-site` runs this (CI's second step): executing every notebook again takes minutes on two
+cores, so `make test` leaves it out by the `site` marker. ATTNFLEX_SITE_DIR=path checks a site
+already built (e.g. `make site`) instead of building one.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from bs4 import BeautifulSoup
+
+from .lab import REPO, screenshot
+
+pytestmark = pytest.mark.site
+
+LESSONS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+FIGURE_MIMES = ("image/png", "image/jpeg", "image/svg+xml")
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory) -> tuple[Path, Path]:
+    """(site folder, executed-notebooks folder)."""
+    given = os.environ.get("ATTNFLEX_SITE_DIR")
+    if given:
+        site = Path(given).resolve()
+        return site, site.parent / "executed" / ("cpu" if site.name == "site" else site.name.removeprefix("site-"))
+    root = tmp_path_factory.mktemp("site")
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "build_site.py"), "--profile", "smoke",
+         "--out", str(root / "site"), "--executed", str(root / "executed")],
+        capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert result.returncode == 0, f"build_site.py failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    print(f"smoke site built in {time.monotonic() - start:.0f} s")
+    return root / "site", root / "executed"
+
+
+@pytest.fixture(scope="module")
+def site_url(built_site):
+    handler = functools.partial(QuietHandler, directory=str(built_site[0]))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def watch_problems(page) -> list[str]:
+    """Console errors, uncaught exceptions and failed requests, as they happen."""
+    problems: list[str] = []
+    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
+    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} ({req.failure})"))
+    page.on("response", lambda resp: resp.status >= 400 and problems.append(f"HTTP {resp.status}: {resp.url}"))
+    return problems
+
+
+def expected_figures(executed: Path) -> tuple[int, int, bool]:
+    """(images, plotly figures) the lesson drew, counted in its executed notebook, widgets included,
+    and whether its text has formulas."""
+    nb = nbformat.read(executed, as_version=4)
+    has_math = any("$" in cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    for model in state.get("state", {}).values():
+        if model.get("model_name") == "OutputModel":
+            outputs += model["state"].get("outputs", [])
+    images = sum(any(m in o.get("data", {}) for m in FIGURE_MIMES) for o in outputs)
+    plotly = sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs)
+    return images, plotly, has_math
+
+
+@pytest.mark.parametrize("stem", LESSONS)
+def test_lesson_page_loads_clean_and_shows_its_figures(page, site_url, built_site, stem):
+    problems = watch_problems(page)
+    page.goto(site_url + f"{stem}.html", wait_until="networkidle")
+    images, plotly, has_math = expected_figures(built_site[1] / f"{stem}.ipynb")
+    shown_images = page.locator(".jp-OutputArea-output img, .jp-OutputArea-output svg:not(.main-svg *)")
+    drawn_plotly = page.locator(".afl-plotly .main-svg")
+    if plotly:
+        drawn_plotly.first.wait_for(timeout=30_000)  # plotly.js drew it: the page's script ran
+    if has_math:  # MathJax (served from _static/) typesets the formulas after the page loads
+        page.locator(".MathJax_CHTML").first.wait_for(timeout=30_000)
+    shot = screenshot(page, f"site_{stem[:2]}")
+    assert not problems, f"{stem}: {problems} (screenshot {shot})"
+    assert page.locator("h1").first.inner_text().startswith(stem[:2])
+    assert shown_images.count() >= images, (stem, shown_images.count(), images)
+    assert page.locator(".afl-plotly").count() == plotly
+    assert page.locator(".afl-plotly .main-svg").count() >= plotly
+    if images + plotly:
+        assert shown_images.count() + drawn_plotly.count() > 0
+    # Every widget with controls is a note followed by its first drawing.
+    notes = page.locator(".afl-widget-note")
+    for i in range(notes.count()):
+        area = notes.nth(i).locator("xpath=ancestor::div[contains(@class,'jp-OutputArea-child')][1]")
+        following = area.locator("xpath=following-sibling::*[1]//img")
+        assert following.count() >= 1, f"{stem}: widget note {i} has no drawing after it"
+
+
+def test_landing_page_lists_every_lesson_in_order(page, site_url):
+    problems = watch_problems(page)
+    page.goto(site_url + "index.html", wait_until="networkidle")
+    links = page.locator("table.afl-curriculum tbody tr td:nth-child(2) a")
+    assert [link.get_attribute("href") for link in links.all()] == [f"{stem}.html" for stem in LESSONS]
+    links.nth(len(LESSONS) - 1).click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith(f"{LESSONS[-1]}.html")
+    assert not problems, problems
+
+
+def test_search_box_finds_sections_and_their_links_work(page, site_url):
+    problems = watch_problems(page)
+    page.goto(site_url + f"{LESSONS[0]}.html", wait_until="networkidle")
+    page.locator(".afl-search-form input").fill("softmax temperature")
+    page.locator(".afl-search-form input").press("Enter")
+    page.wait_for_url("**/search.html?q=*")
+    results = page.locator("#afl-results li a")
+    results.first.wait_for(timeout=10_000)
+    assert results.count() >= 2, page.locator("#afl-count").inner_text()
+    assert all("softmax" in (text.lower()) or "temperature" in text.lower()
+               for text in page.locator("#afl-results li").all_inner_texts())
+    target = results.first.get_attribute("href")
+    results.first.click()
+    page.wait_for_load_state("networkidle")
+    path, _, anchor = target.partition("#")
+    assert page.url.split("#")[0].endswith(path)
+    if anchor:
+        assert page.locator(f"[id='{anchor}']").count() == 1, target
+    page.goto(site_url + "search.html?q=zqxjv+nonexistentword", wait_until="networkidle")
+    assert page.locator("#afl-results li").count() == 0
+    assert "No results" in page.locator("#afl-count").inner_text()
+    assert not problems, problems
+
+
+def test_every_internal_link_and_anchor_resolves(built_site, site_url):
+    """Crawl every page's <a href>, <img src>, <script src> and <link href> that stays in the site."""
+    site = built_site[0]
+    pages = sorted(site.glob("*.html"))
+    assert {p.stem for p in pages} >= set(LESSONS) | {"index", "search"}
+    ids: dict[str, set[str]] = {}
+    links: list[tuple[str, str]] = []
+    for path in pages:
+        soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+        ids[path.name] = {tag["id"] for tag in soup.find_all(id=True)}
+        for tag, attr in (("a", "href"), ("img", "src"), ("script", "src"), ("link", "href")):
+            for element in soup.find_all(tag):
+                target = element.get(attr)
+                if target and not urllib.parse.urlparse(target).scheme and not target.startswith("//"):
+                    links.append((path.name, target))
+    assert len(links) > 10 * len(pages)
+    broken = []
+    checked: set[str] = set()
+    for source, target in links:
+        url = urllib.parse.urljoin(site_url + source, target)
+        file_part, _, anchor = url.partition("#")
+        if file_part not in checked:
+            checked.add(file_part)
+            try:
+                with urllib.request.urlopen(urllib.request.Request(file_part, method="HEAD"), timeout=10):
+                    pass
+            except urllib.error.HTTPError as err:
+                broken.append(f"{source} -> {target}: HTTP {err.code}")
+                continue
+        name = urllib.parse.urlparse(file_part).path.lstrip("/") or "index.html"
+        # A browser looks for the fragment as written, then percent-decoded (nbconvert's ids are encoded).
+        found = {anchor, urllib.parse.unquote(anchor)} & ids.get(name, set())
+        if anchor and name.endswith(".html") and not found:
+            broken.append(f"{source} -> {target}: no element with id {anchor!r}")
+    assert not broken, "\n".join(broken[:40])

@@ -23,7 +23,7 @@ from attnflex_lab.models.transformer import SequenceEncoder
 from attnflex_lab.modules import run_with_cache
 from attnflex_lab.recipes import sequence
 from attnflex_lab.serve import Metrics, ServeSetupError, load_predictor, make_server
-from attnflex_lab.training.checkpoint import latest_checkpoint
+from attnflex_lab.training.checkpoint import latest_checkpoint, load_checkpoint, save_atomic
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[1]
@@ -266,9 +266,28 @@ def test_latency_buckets_count_each_observation_once_at_its_upper_bound():
         Metrics(buckets=(0.1, 0.01))
 
 
-def test_weights_that_fit_two_recipes_ask_for_the_task(checkpoint_dir):
+def _with_recorded_recipe(checkpoint_dir, tmp_path, recipe):
+    """A copy of the checkpoint whose TrainConfig names ``recipe`` (None: an older checkpoint)."""
+    ckpt = load_checkpoint(latest_checkpoint(checkpoint_dir))
+    ckpt["config"]["recipe"] = recipe
+    path = tmp_path / "step_00000003.pt"
+    save_atomic(ckpt, path)
+    return path
+
+
+def test_a_checkpoint_names_its_recipe_and_profile_so_serve_needs_no_task(checkpoint_dir, tmp_path):
+    assert load_checkpoint(latest_checkpoint(checkpoint_dir))["config"]["recipe"] == "sort/smoke"
+    info = load_predictor(checkpoint_dir).info
+    assert (info.task, info.profile) == ("sort", "smoke")
+    # the record decides between networks that are alike: the same weights named as reverse
+    assert load_predictor(_with_recorded_recipe(checkpoint_dir, tmp_path, "reverse/smoke")).info.task == "reverse"
+
+
+def test_weights_that_fit_two_recipes_ask_for_the_task(checkpoint_dir, tmp_path):
+    older = _with_recorded_recipe(checkpoint_dir, tmp_path, None)   # written before recipes were recorded
     with pytest.raises(ServeSetupError, match=r"\['reverse', 'sort'\].*--task"):
-        load_predictor(checkpoint_dir)
+        load_predictor(older)
+    assert load_predictor(older, task="sort").info.task == "sort"
     with pytest.raises(ServeSetupError, match="fit no servable recipe with task=digits"):
         load_predictor(checkpoint_dir, task="digits")
     with pytest.raises(ServeSetupError, match="not servable"):

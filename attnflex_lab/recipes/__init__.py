@@ -36,7 +36,7 @@ def build(name: str, *, profile_name: str | None = None, seed: int = 0, **overri
     if bad:  # before building: a typo should not cost a data set and a model first
         raise TypeError(f"unknown TrainConfig fields {bad}")
     run = get(name).build(name_of_profile, seed)
-    run.cfg = dataclasses.replace(run.cfg, seed=seed, **overrides)
+    run.cfg = dataclasses.replace(run.cfg, seed=seed, recipe=f"{name}/{name_of_profile}", **overrides)
     return run
 
 

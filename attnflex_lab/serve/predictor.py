@@ -1,10 +1,13 @@
 """A checkpoint the train CLI wrote, rebuilt as a model that answers one request at a time.
 
-The checkpoint holds weights and the TrainConfig but not the recipe's name or profile, so the recipe
-is found from the weights: every (recipe, profile) whose freshly built network has exactly the same
-parameter names and shapes is a candidate (built without its data; large ones on the "meta"
-device, which allocates nothing). One candidate recipe is served; several (sort and reverse share
-a network) ask for ``--task``.
+A checkpoint written through ``recipes.build`` (the train CLI, ``train_recipe``) names its recipe
+and profile in its TrainConfig (``recipe="reverse/cpu"``); ``--task``/``--profile`` override it.
+Older checkpoints, and ``fit`` runs outside the recipes, hold only weights, so the recipe is found
+from them: every (recipe, profile) whose freshly built network has exactly the same parameter names
+and shapes is a candidate (built without its data; large ones on the "meta" device, which allocates
+nothing). One candidate recipe is served; several (sort and reverse share a network) ask for ``--task``.
+Either way the weights must fit the network exactly (a checkpoint with LoRA or adapter weights does
+not: merge them into the base model first).
 """
 
 from __future__ import annotations
@@ -117,6 +120,12 @@ def load_predictor(path: str | os.PathLike, *, task: str | None = None,
         raise ServeSetupError(f"--profile {profile_name!r} is not one of {', '.join(PROFILES)}")
     ckpt = load_checkpoint(path, map_location="cpu")
     seed = int(ckpt.get("config", {}).get("seed", 0))          # the lm's vocabulary depends on it
+    recorded = str(ckpt.get("config", {}).get("recipe") or "")   # "name/profile", from recipes.build
+    if "/" in recorded:
+        recorded_task, recorded_profile = recorded.split("/", 1)
+        if recorded_task in CODECS and recorded_profile in PROFILES:
+            task = task or recorded_task
+            profile_name = profile_name or recorded_profile
     codecs = matching_codecs(ckpt["model"], seed, tasks=[task] if task else None,
                              profiles=[profile_name] if profile_name else PROFILES)
     codec = _pick(codecs, path, task, profile_name)

@@ -38,6 +38,8 @@ class TrainConfig:
     log_every: int = 1             # steps between history records (each costs one device sync)
     progress: bool = True          # tqdm.auto bar (on stderr) with loss and metric
     live_plot: bool | None = None  # a loss curve redrawn in place; None: on inside a Jupyter kernel
+    recipe: str | None = None      # "name/profile" of the recipe that built the run (recipes.build sets
+                                   # it): saved in every checkpoint, so `serve` knows what it loads
 
     def __post_init__(self):
         problems = []

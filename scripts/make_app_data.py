@@ -1,6 +1,6 @@
-"""Regenerate the two small data sets lesson 11 bundles under data/ (see data/README.md).
+"""Regenerate the two small data sets lesson 11 bundles in attnflex_lab/data/ (cards in data/README.md).
 
-    python scripts/make_app_data.py            # writes data/co2_monthly.csv and data/python_errors.csv
+    python scripts/make_app_data.py            # writes attnflex_lab/data/co2_monthly.csv and python_errors.csv
 
 - ``co2_monthly.csv``: the Mauna Loa CO2 record that statsmodels carries (``statsmodels.datasets.co2``,
   weekly, 1958-2001, public domain), averaged per calendar month; the 5 months with no weekly
@@ -97,7 +97,7 @@ def make_errors(path: Path) -> None:
 
 
 def main() -> None:
-    data = ROOT / "data"
+    data = ROOT / "attnflex_lab" / "data"
     make_co2(data / "co2_monthly.csv")
     make_errors(data / "python_errors.csv")
     print(f"python {sys.version.split()[0]}")

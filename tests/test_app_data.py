@@ -2,7 +2,11 @@
 same every time, and nothing downloaded (a missing file or optional data set says so clearly)."""
 
 import hashlib
+import shutil
+import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +151,19 @@ def test_bad_split_fractions_and_short_training_series_are_refused():
         timeseries.split_series(100, test_fraction=0.6, val_fraction=0.5)
     with pytest.raises(ValueError, match="more than season=12"):
         timeseries.mase([1.0], [1.0], np.arange(12.0), 12)
+
+
+def test_a_plain_install_carries_the_data(tmp_path):
+    """Colab installs the lab with pip from the repository (not editable): the wheel must hold the CSVs."""
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"                       # a copy, so the build leaves no build/ in the checkout
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(root / name, src / name)
+    shutil.copytree(root / "attnflex_lab", src / "attnflex_lab",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    str(src), "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=120)
+    (wheel,) = (tmp_path / "dist").glob("attnflex_lab-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"attnflex_lab/data/co2_monthly.csv", "attnflex_lab/data/python_errors.csv"} <= names, sorted(names)[:20]

@@ -1,7 +1,7 @@
 """Real short texts with real labels: does a Python error message belong to a TypeError or a ValueError?
 
 No labelled sentiment corpus ships inside an installed package, so the lab bundles
-``data/python_errors.csv`` (card in data/README.md): 1,262 distinct messages of
+``attnflex_lab/data/python_errors.csv`` (card in data/README.md): 1,262 distinct messages of
 ``raise TypeError(...)`` / ``raise ValueError(...)`` in CPython 3.11's standard library (PSF
 licence), written by its developers. The label is the exception they chose; the messages are
 English ("expected str, bytes or os.PathLike object, not {}", "negative shift count"), and a few

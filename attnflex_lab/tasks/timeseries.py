@@ -5,7 +5,7 @@ the last ``window`` month-to-month *differences* (the trend becomes a near-const
 season stays: the difference 12 months back is the best single guess for the next one) and predict
 the next difference; the forecast is the last value plus that difference.
 
-- ``load_series("co2")`` reads the bundled ``data/co2_monthly.csv`` (card in data/README.md).
+- ``load_series("co2")`` reads the bundled ``attnflex_lab/data/co2_monthly.csv`` (card in data/README.md).
   ``load_series("sunspots")`` is optional: statsmodels carries it; without statsmodels the loader
   says so and falls back to the bundled CO2 series.
 - ``make_windows`` builds (inputs, target) pairs; ``split_series`` keeps the last ``test_fraction``

@@ -240,3 +240,25 @@ def test_a_live_curve_is_a_no_op_outside_a_kernel(monkeypatch):
     live.close()
     assert live.enabled and len(display.shown) == 1 and display.shown[0].startswith(b"\x89PNG")
     assert len(display.updates) == 3 and LiveCurve(enabled=False).update(1, loss=1.0) == 0.0
+
+
+def test_the_lessons_loops_draw_each_run_in_one_shared_figure():
+    """amp.train_curve, elasticity's train_context and run_schedule: one figure, the current run."""
+    from attnflex_lab import amp
+    from attnflex_lab.elasticity.context import ContextConfig, train_context
+    from attnflex_lab.elasticity.experiment import SwitchConfig, run_schedule
+
+    clock, display = Clock(), FakeDisplay()
+    data = _data()
+    with _curve(clock, display, every=5, min_seconds=0.0) as live:
+        for dtype in (None, torch.bfloat16):
+            torch.manual_seed(0)
+            curve = amp.train_curve(nn.Linear(4, 2), lambda step: data[16 * step:16 * step + 16],
+                                    nn.functional.cross_entropy, steps=5, amp_dtype=dtype, live=live)
+            assert live.title == curve.precision and live.series["loss"] == ([1, 2, 3, 4, 5], curve.losses)
+        _, losses = train_context(ContextConfig(length=8, d_model=16, n_heads=2, n_layers=1, steps=3,
+                                                batch_size=4, warmup=1, seed=7), live=live)
+        assert live.title == "seed 7" and live.series["loss"] == ([1, 2, 3], losses)
+        run = run_schedule(SwitchConfig(schedule=(0, 1), max_phase_steps=30, hold_steps=0), live=live)
+        assert live.series["accuracy"] == (list(range(1, len(run.acc) + 1)), list(run.acc))
+    assert len(display.shown) == 1 and live.draws > 4

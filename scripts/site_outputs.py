@@ -44,7 +44,7 @@ TEXT_MODELS = {"HTMLModel", "LabelModel", "HTMLMathModel"}
 TENSORBOARD_FRAME = 'id="tensorboard-frame-'
 TENSORBOARD_NOTE = ("TensorBoard's dashboard is shown here when the notebook runs in Jupyter or Colab "
                     "(it is served by a TensorBoard process next to the kernel, which a static page "
-                    "does not have). The event files it reads are the ones checked above.")
+                    "does not have).")
 
 NOTE = ("Interactive in Jupyter or Colab (it needs a live kernel): {controls}. "
         "Shown here: its first drawing.")

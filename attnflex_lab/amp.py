@@ -43,14 +43,20 @@ def _snapshot(model: nn.Module) -> list[torch.Tensor]:
 
 def train_curve(model: nn.Module, batch_at: Callable[[int], Batch], loss_fn: Callable, *, steps: int,
                 amp_dtype: torch.dtype | None = None, scaler: torch.amp.GradScaler | None = None,
-                lr: float = 1e-3, name: str | None = None) -> Curve:
-    """Train ``model`` for ``steps`` AdamW steps on ``batch_at(step)``; return the losses (fp32)."""
+                lr: float = 1e-3, name: str | None = None, live=None) -> Curve:
+    """Train ``model`` for ``steps`` AdamW steps on ``batch_at(step)``; return the losses (fp32).
+
+    ``live``: a ``training.LiveCurve`` to draw the loss in (this run starts a new curve in it; the
+    caller closes it, so that a loop over precisions keeps one figure), or None.
+    """
     if scaler is not None and amp_dtype != torch.float16:
         raise ValueError(f"a GradScaler is for fp16 autocast, got amp_dtype={amp_dtype}")
     device = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     curve = Curve(name or {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
                   + (" + scaler" if scaler is not None else ""))
+    if live is not None:
+        live.start(title=curve.precision, total_steps=steps)
     for step in range(steps):
         x, y = batch_at(step)
         with _autocast(device, amp_dtype):
@@ -68,6 +74,8 @@ def train_curve(model: nn.Module, batch_at: Callable[[int], Batch], loss_fn: Cal
             curve.skipped.append(all(torch.equal(a, b) for a, b in zip(before, model.parameters(),
                                                                         strict=True)))
         curve.losses.append(loss.detach().float().item())
+        if live is not None:
+            live.update(step + 1, loss=curve.losses[-1])
     return curve
 
 
@@ -100,12 +108,12 @@ def fp16_underflow(grads: list[torch.Tensor], scale: float = 1.0) -> Underflow:
 
 
 def scaler_backoff(model: nn.Module, batch_at: Callable[[int], Batch], loss_fn: Callable, *,
-                   steps: int, init_scale: float, lr: float = 1e-3) -> Curve:
+                   steps: int, init_scale: float, lr: float = 1e-3, live=None) -> Curve:
     """fp16 autocast with a GradScaler started at ``init_scale``: its scale and skips, step by step."""
     device = next(model.parameters()).device
     scaler = torch.amp.GradScaler(device.type, init_scale=init_scale)
     return train_curve(model, batch_at, loss_fn, steps=steps, amp_dtype=torch.float16, scaler=scaler,
-                       lr=lr)
+                       lr=lr, live=live)
 
 
 __all__ = ["PRECISIONS", "Curve", "Underflow", "fp16_underflow", "scaler_backoff", "smoothed",

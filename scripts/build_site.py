@@ -175,7 +175,8 @@ def render_lessons(executed: list[Path], lessons: list, out: Path, profile: str)
         body = site_pages.localize_badges(site_pages.rewrite_notebook_links(body, stems))
         (out / lesson.page).write_text(body, encoding="utf-8")
         entries += site_pages.search_entries(body, lesson.page, f"{lesson.number} · {lesson.title}")
-        print(f"  rendered {lesson.page} ({counts['widgets']} widget(s), {counts['plotly']} plotly figure(s))")
+        print(f"  rendered {lesson.page} ({counts['widgets']} widget(s), {counts['plotly']} plotly figure(s), "
+              f"{counts['frames']} server frame(s))")
     return entries
 
 

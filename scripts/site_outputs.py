@@ -11,6 +11,10 @@ Two kinds of output need a kernel or a download to show anything:
 - plotly figures, which plotly's default renderer in a kernel emits as
   ``application/vnd.plotly.v1+json`` only. ``plotly_html`` adds a ``text/html`` twin: a div and the
   call that draws it, with plotly.js loaded once per page from the site's own ``_static/``.
+
+And one that needs a server: ``%tensorboard`` embeds an iframe that a script points at the
+kernel machine's TensorBoard port (localhost), a broken frame on any other machine.
+``static_server_frames`` puts a note in its place.
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ BOX_MODELS = {"VBoxModel", "HBoxModel", "BoxModel", "GridBoxModel", "AccordionMo
               "StackModel"}
 PROGRESS_MODELS = {"FloatProgressModel", "IntProgressModel"}
 TEXT_MODELS = {"HTMLModel", "LabelModel", "HTMLMathModel"}
+
+# tensorboard.notebook's iframe (its id) and the script that points it at the server's port.
+TENSORBOARD_FRAME = 'id="tensorboard-frame-'
+TENSORBOARD_NOTE = ("TensorBoard's dashboard is shown here when the notebook runs in Jupyter or Colab "
+                    "(it is served by a TensorBoard process next to the kernel, which a static page "
+                    "does not have).")
 
 NOTE = ("Interactive in Jupyter or Colab (it needs a live kernel): {controls}. "
         "Shown here: its first drawing.")
@@ -127,6 +137,15 @@ def static_widget_outputs(output: dict, states: dict) -> list[dict]:
     return shown
 
 
+def static_server_frames(output: dict) -> list[dict]:
+    """A note instead of an iframe served by the kernel's machine (``%tensorboard``), else the output."""
+    page = output.get("data", {}).get("text/html", "")
+    page = "".join(page) if isinstance(page, list) else page
+    if TENSORBOARD_FRAME not in page:
+        return [output]
+    return [_html_output(f'<div class="afl-widget-note">{html.escape(TENSORBOARD_NOTE)}</div>')]
+
+
 def plotly_html(figure: dict, div_id: str | None = None) -> str:
     """The div and script that draw a plotly figure (its JSON as plotly stores it) with window.Plotly."""
     if not isinstance(figure, dict) or "data" not in figure:
@@ -144,14 +163,17 @@ def plotly_html(figure: dict, div_id: str | None = None) -> str:
 def make_static(nb) -> dict:
     """Rewrite an executed notebook in place for a static page; return counts of what changed."""
     states = widget_states(nb)
-    counts = {"widgets": 0, "plotly": 0}
+    counts = {"widgets": 0, "plotly": 0, "frames": 0}
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
             continue
         expanded = []
         for output in cell.get("outputs", []):
             counts["widgets"] += WIDGET_VIEW in output.get("data", {})
-            expanded.extend(static_widget_outputs(output, states))
+            for shown in static_widget_outputs(output, states):
+                frames = static_server_frames(shown)
+                counts["frames"] += frames[0] is not shown
+                expanded.extend(frames)
         for output in expanded:  # a figure drawn inside a widget gets its twin too
             data = output.get("data", {})
             if PLOTLY in data and "text/html" not in data:

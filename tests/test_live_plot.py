@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from attnflex_lab.training import LivePlot, TrainConfig, fit
+from attnflex_lab.training import LiveCurve, LivePlot, TrainConfig, fit
 from attnflex_lab.training import live_plot as live_plot_module
 from attnflex_lab.training.live_plot import in_jupyter_kernel
 
@@ -77,7 +77,7 @@ def test_redraws_every_n_steps_in_one_display_and_leaves_a_final_figure():
     clock, display, drawn = Clock(), FakeDisplay(), []
 
     def keep_drawn_data(png):  # what the figure holds when each PNG is made
-        drawn.append({line.get_label(): line.get_data() for line in plot._axes.lines})
+        drawn.append({line.get_label(): line.get_data() for line in plot.curve.axes.lines})
         return png
 
     plot = LivePlot(display=display, image=keep_drawn_data, clock=clock, every=5, min_seconds=0.5)
@@ -157,6 +157,8 @@ def test_bad_settings_are_refused():
         LivePlot(every=0)
     with pytest.raises(ValueError, match="min_seconds"):
         LivePlot(min_seconds=-1)
+    with pytest.raises(ValueError, match="enabled must be None"):
+        LiveCurve(enabled="yes")
 
 
 def test_a_slow_drawing_spaces_the_redraws_out():
@@ -169,3 +171,94 @@ def test_a_slow_drawing_spaces_the_redraws_out():
     plot = LivePlot(display=display, image=slow_png, clock=clock, every=1, min_seconds=0.5)
     _fit(40, [Tick(clock, 0.125), plot])  # draws at steps 4, 20 and 36, then the final one
     assert plot.draws == 4 and len(display.updates) == 3
+
+
+def _curve(clock, display, **kw):
+    return LiveCurve(display=display, image=lambda png: png, clock=clock, enabled=True, **kw)
+
+
+def test_a_live_curve_of_any_loop_redraws_in_one_display_and_ends_static(monkeypatch):
+    made = []
+
+    class CountedFigure(matplotlib.figure.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(weakref.ref(self))
+
+    monkeypatch.setattr(matplotlib.figure, "Figure", CountedFigure)
+    open_before = plt.get_fignums()
+    clock, display = Clock(), FakeDisplay()
+    curve = _curve(clock, display, every=4, min_seconds=0.5, total_steps=30)
+    spent = []
+    for step in range(1, 31):                        # a hand-written loop: 0.25 s a step
+        clock.now += 0.25
+        spent.append(curve.update(step, loss=1 / step, fp16=2 / step))
+    assert [i + 1 for i, s in enumerate(spent) if s > 0] == [4, 8, 12, 16, 20, 24, 28]
+    assert curve.series["loss"] == (list(range(1, 31)), [1 / s for s in range(1, 31)])
+    assert curve.close() > 0                         # the final drawing: the whole run
+    assert [line.get_label() for line in made[0]().axes[0].lines] == ["loss", "fp16"]
+    assert list(made[0]().axes[0].lines[1].get_xdata()) == list(range(1, 31))
+    assert len(display.shown) == 1 and len(display.updates) == 7 and curve.draws == 8
+    final = matplotlib.image.imread(io.BytesIO(display.updates[-1]), format="png")
+    assert final.shape[:2] == (192, 400)
+    assert curve.close() == 0.0 and curve.draws == 8  # closing twice draws nothing more
+    assert len(made) == 1 and plt.get_fignums() == open_before
+    gc.collect()
+    assert made[0]() is None                         # the figure is let go after close()
+
+
+def test_a_loop_over_runs_keeps_one_figure_showing_the_current_run():
+    clock, display = Clock(), FakeDisplay()
+    with _curve(clock, display, every=5, min_seconds=0.0) as curve:
+        for seed in range(3):
+            curve.start(title=f"seed {seed}", total_steps=10)
+            for step in range(1, 11):
+                clock.now += 0.1
+                curve.update(step, loss=seed + 1 / step)
+    assert len(display.shown) == 1                   # one output for the three runs
+    assert curve.draws == 3 * 2 + 1 and len(display.updates) == 6
+    assert curve.series["loss"][1] == [2 + 1 / s for s in range(1, 11)]  # only the current (last) run
+    assert curve.title == "seed 2" and curve.axes is None  # closed on leaving the block
+
+
+def test_a_live_curve_is_a_no_op_outside_a_kernel(monkeypatch):
+    display = FakeDisplay()
+    monkeypatch.setattr(live_plot_module, "_ipython_display", display)
+    monkeypatch.setattr(live_plot_module, "_png", lambda png: png)
+    quiet = LiveCurve(every=1, min_seconds=0.0)      # auto, in pytest: off
+    for step in range(1, 6):
+        assert quiet.update(step, loss=1.0) == 0.0
+    quiet.start(title="x")
+    assert quiet.close() == 0.0
+    assert not quiet.enabled and quiet.series == {} and quiet.axes is None and display.shown == []
+    monkeypatch.setattr(live_plot_module, "in_jupyter_kernel", lambda: True)
+    clock = Clock()
+    live = LiveCurve(every=1, min_seconds=0.0, clock=clock)  # auto, in a kernel: on
+    for step in range(1, 4):
+        clock.now += 1.0
+        live.update(step, loss=1.0)
+    live.close()
+    assert live.enabled and len(display.shown) == 1 and display.shown[0].startswith(b"\x89PNG")
+    assert len(display.updates) == 3 and LiveCurve(enabled=False).update(1, loss=1.0) == 0.0
+
+
+def test_the_lessons_loops_draw_each_run_in_one_shared_figure():
+    """amp.train_curve, elasticity's train_context and run_schedule: one figure, the current run."""
+    from attnflex_lab import amp
+    from attnflex_lab.elasticity.context import ContextConfig, train_context
+    from attnflex_lab.elasticity.experiment import SwitchConfig, run_schedule
+
+    clock, display = Clock(), FakeDisplay()
+    data = _data()
+    with _curve(clock, display, every=5, min_seconds=0.0) as live:
+        for dtype in (None, torch.bfloat16):
+            torch.manual_seed(0)
+            curve = amp.train_curve(nn.Linear(4, 2), lambda step: data[16 * step:16 * step + 16],
+                                    nn.functional.cross_entropy, steps=5, amp_dtype=dtype, live=live)
+            assert live.title == curve.precision and live.series["loss"] == ([1, 2, 3, 4, 5], curve.losses)
+        _, losses = train_context(ContextConfig(length=8, d_model=16, n_heads=2, n_layers=1, steps=3,
+                                                batch_size=4, warmup=1, seed=7), live=live)
+        assert live.title == "seed 7" and live.series["loss"] == ([1, 2, 3], losses)
+        run = run_schedule(SwitchConfig(schedule=(0, 1), max_phase_steps=30, hold_steps=0), live=live)
+        assert live.series["accuracy"] == (list(range(1, len(run.acc) + 1)), list(run.acc))
+    assert len(display.shown) == 1 and live.draws > 4

@@ -93,7 +93,7 @@ def test_make_static_rewrites_widgets_and_plotly_and_drops_the_widget_state():
     plotly = {"output_type": "display_data", "metadata": {}, "data": {site_outputs.PLOTLY: figure}}
     nb = _notebook([_view("root"), plotly], _explorer_states())
     counts = site_outputs.make_static(nb)
-    assert counts == {"widgets": 1, "plotly": 1}
+    assert counts == {"widgets": 1, "plotly": 1, "frames": 0}
     outputs = nb.cells[1]["outputs"]
     assert [list(o["data"]) for o in outputs[:2]] == [["text/html"], list(PNG["data"])]
     html = outputs[2]["data"]["text/html"]
@@ -102,6 +102,26 @@ def test_make_static_rewrites_widgets_and_plotly_and_drops_the_widget_state():
     spec = html.split("const spec = ", 1)[1].split(";\nPlotly.newPlot", 1)[0]
     assert json.loads(spec)["data"] == figure["data"]
     assert "widgets" not in nb.metadata
+
+
+def test_inline_tensorboard_becomes_a_note_and_the_other_outputs_stay():
+    """%tensorboard's iframe points at the kernel machine's port: on the site it is a note instead."""
+    frame = ('\n      <iframe id="tensorboard-frame-1f2e3d4c5b6a7988" width="100%" height="800" frameborder="0">'
+             '\n      </iframe>\n      <script>\n        (function() {\n          const frame = '
+             'document.getElementById("tensorboard-frame-1f2e3d4c5b6a7988");\n          const url = '
+             'new URL("/", window.location);\n          const port = 6006;\n')
+    board = {"output_type": "display_data", "metadata": {},
+             "data": {"text/html": frame.splitlines(keepends=True), "text/plain": "<IPython.core.display.HTML object>"}}
+    printed = {"output_type": "stream", "name": "stdout", "text": "train/loss: 20 points in the event file\n"}
+    table = {"output_type": "display_data", "metadata": {}, "data": {"text/html": "<table><tr><td>1</td></tr></table>"}}
+    nb = _notebook([printed, board, table, PNG])
+    assert site_outputs.make_static(nb) == {"widgets": 0, "plotly": 0, "frames": 1}
+    outputs = nb.cells[1]["outputs"]
+    assert outputs[0] == printed and outputs[2] == table and outputs[3] == PNG
+    note = outputs[1]["data"]["text/html"]
+    assert list(outputs[1]["data"]) == ["text/html"]
+    assert "<iframe" not in note and "localhost" not in note and "6006" not in note
+    assert "TensorBoard" in note and "Jupyter or Colab" in note
 
 
 def test_plotly_html_names_what_is_wrong():

@@ -89,23 +89,27 @@ def _lr(step: int, cfg: ContextConfig) -> float:
     return cfg.lr * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
 
 
-def train_context(cfg: ContextConfig, *, progress=None, device: str | torch.device = "cpu"
+def train_context(cfg: ContextConfig, *, progress=None, device: str | torch.device = "cpu", live=None
                   ) -> tuple[ContextTransformer, list[float]]:
     """Train on fresh streams (drawn on the CPU, moved to ``device``); returns the model and the loss
-    per step. ``progress(step)`` is called after each step if given."""
+    per step. ``progress(step)`` is called after each step if given; ``live``, a
+    ``training.LiveCurve``, gets the loss (a new curve in it per run; the caller closes it)."""
     device = torch.device(device)
     if device.type != "cpu":
-        return _train_context(cfg, progress, device)
+        return _train_context(cfg, progress, device, live)
     with single_thread():  # small model: on a shared 2-core machine one thread was faster
-        return _train_context(cfg, progress, device)
+        return _train_context(cfg, progress, device, live)
 
 
-def _train_context(cfg: ContextConfig, progress, device: torch.device) -> tuple[ContextTransformer, list[float]]:
+def _train_context(cfg: ContextConfig, progress, device: torch.device, live
+                   ) -> tuple[ContextTransformer, list[float]]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(10_000 + cfg.seed)
     model = ContextTransformer(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     losses = []
+    if live is not None:
+        live.start(title=f"seed {cfg.seed}", total_steps=cfg.steps)
     for step in range(cfg.steps):
         s = wcst_stream(cfg.batch_size, cfg.length, cfg.hazard, gen=gen)
         logits = model(trial_tokens(s.cards, s.answers).to(device))        # (B, T, 4)
@@ -119,6 +123,8 @@ def _train_context(cfg: ContextConfig, progress, device: torch.device) -> tuple[
         losses.append(loss.item())
         if progress is not None:
             progress(step)
+        if live is not None:
+            live.update(step + 1, loss=losses[-1])
     return model, losses
 
 

@@ -118,15 +118,17 @@ def single_thread():
         torch.set_num_threads(before)
 
 
-def run_schedule(cfg: SwitchConfig, *, progress=None, callbacks=()) -> RunResult:
+def run_schedule(cfg: SwitchConfig, *, progress=None, callbacks=(), live=None) -> RunResult:
     """Train ``cfg.family`` through ``cfg.schedule``; returns the curves and the per-switch metrics.
 
     ``callbacks`` get ``on_fit_start(state)``, ``on_step_end(state)`` and ``on_fit_end(state)`` as in
     ``fit``, with a state carrying ``step`` (updates done) and ``model`` — what
-    ``training.RecordAttention`` reads, so it records attention snapshots here too.
+    ``training.RecordAttention`` reads, so it records attention snapshots here too. ``live``, a
+    ``training.LiveCurve``, gets the loss and the batch accuracy (a new curve in it per run; the caller
+    closes it, so a loop over seeds keeps one figure).
     """
     with single_thread():
-        return _run_schedule(cfg, progress, callbacks)
+        return _run_schedule(cfg, progress, callbacks, live)
 
 
 def _hook(callbacks, name: str, state) -> None:
@@ -136,7 +138,7 @@ def _hook(callbacks, name: str, state) -> None:
             method(state)
 
 
-def _run_schedule(cfg: SwitchConfig, progress, callbacks) -> RunResult:
+def _run_schedule(cfg: SwitchConfig, progress, callbacks, live) -> RunResult:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = build_model(cfg.family, k=cfg.k)
@@ -147,6 +149,8 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks) -> RunResult:
     prev_rule = None
     state = SimpleNamespace(step=0, model=model, stop=False)
     _hook(callbacks, "on_fit_start", state)
+    if live is not None:
+        live.start(title=f"{cfg.family} · seed {cfg.seed}")
     for p, rule in enumerate(cfg.schedule):
         probe = _probe(rule, prev_rule, cfg, salt=p)
         if p > 0:
@@ -179,6 +183,8 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks) -> RunResult:
             _hook(callbacks, "on_step_end", state)
             if progress is not None:
                 progress()
+            if live is not None:
+                live.update(state.step, loss=loss.item(), accuracy=acc[-1])
             if hit_at is None and i + 1 >= cfg.min_phase_steps \
                     and np.mean(acc[-cfg.criterion_window:]) >= cfg.criterion:
                 hit_at = i + 1

@@ -77,8 +77,11 @@ def _summarise(rows: list[dict]) -> dict:
 
 
 def run_switching(setting: str = "weights", *, profile_name: str = "cpu", seeds: int | list[int] = 5,
-                  families: tuple[str, ...] = FAMILIES, progress: bool = False, **overrides) -> SwitchingResult:
+                  families: tuple[str, ...] = FAMILIES, progress: bool = False, live=None,
+                  **overrides) -> SwitchingResult:
     """Run setting ``"weights"`` (A) or ``"context"`` (B) for ``seeds`` (a count, or the list of seeds).
+
+    ``live``: a ``training.LiveCurve`` that shows the run in progress (one figure for all runs), or None.
 
     Setting A's models are tiny (batches of 32, a few thousand weights) and run on the CPU, where
     they are fastest; setting B's transformer trains on ``pick_device()``.
@@ -101,7 +104,7 @@ def run_switching(setting: str = "weights", *, profile_name: str = "cpu", seeds:
         for fam in families:
             rows = []
             for seed in seed_list:
-                run = run_schedule(weights_config(fam, seed, profile_name, **overrides))
+                run = run_schedule(weights_config(fam, seed, profile_name, **overrides), live=live)
                 runs.append(run)
                 rows.append(_per_seed(run))
                 curves += [{"family": fam, "seed": seed, "step": i, "phase": int(run.phase[i]),
@@ -118,7 +121,8 @@ def run_switching(setting: str = "weights", *, profile_name: str = "cpu", seeds:
     bar = tqdm(total=sum(c.steps for c in cfgs), desc="setting B steps", disable=not progress)
     runs, curves = [], []
     for cfg in cfgs:
-        model, losses = train_context(cfg, progress=lambda _: bar.update(), device=pick_device())
+        model, losses = train_context(cfg, progress=lambda _: bar.update(), device=pick_device(),
+                                      live=live)
         curve = evaluate_context(model, n=by_profile(smoke=200, cpu=2000, gpu=4000, profile_name=profile_name))
         runs.append(curve)
         curves += [{"family": "transformer", "seed": cfg.seed, "step": i, "loss": loss}

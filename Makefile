@@ -64,7 +64,8 @@ $(COMPAT_STAMP): pyproject.toml scripts/setup_compat.sh
 
 test-compat: $(COMPAT_STAMP)
 	@# the notebooks' kernels import the installed copy: reinstall this checkout, as Colab installs it
-	$(COMPAT_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall "attnflex-lab @ file://$(CURDIR)"
+	@# (never from pip's wheel cache, which can hold a stale build of a folder with the same name)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall --no-cache-dir "attnflex-lab @ file://$(CURDIR)"
 	$(COMPAT_VENV)/bin/python -c 'import ipywidgets, torch; print(f"ipywidgets {ipywidgets.__version__}, torch {torch.__version__}")'
 	$(COMPAT_VENV)/bin/python -m pytest $(XDIST) -p no:cacheprovider notebooks tests/test_colab_install.py
 

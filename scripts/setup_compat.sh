@@ -50,7 +50,9 @@ fi
 TORCH_NOW=$("$PY" -c "import torch; print(torch.__version__)" 2>/dev/null)
 echo "==> the lab, as a Colab cell installs it (non-editable, from a path), with $IPYWIDGETS"
 # One resolver run: the pins hold while the lab's own requirements are resolved around them.
-"$PY" -m pip install --quiet "$IPYWIDGETS" "torch==$TORCH_NOW" "attnflex-lab @ file://$ROOT" \
+# --no-cache-dir: pip caches a wheel built from a folder whose name looks like "name-version" (a
+# clone in /tmp/ci-check did), and then installs that stale wheel for every later checkout there.
+"$PY" -m pip install --quiet --no-cache-dir "$IPYWIDGETS" "torch==$TORCH_NOW" "attnflex-lab @ file://$ROOT" \
     "pytest>=7.4" "nbval>=0.10" "ipykernel>=6.20" "nbformat>=5.7" "pytest-xdist>=3.0" "pytest-timeout>=2.1" \
     "hypothesis>=6.80"
 "$PY" - <<'EOF'

@@ -135,6 +135,9 @@ def patch_scores(attributions: torch.Tensor, patch_size: int) -> torch.Tensor:
 def mask_patches(images: torch.Tensor, removed: torch.Tensor, patch_size: int,
                  fill: float = 0.0) -> torch.Tensor:
     """Images (B, ch, H, W) with the patches where ``removed`` (B, P) is True set to ``fill``."""
+    if images.dim() != 4 or images.shape[-1] % patch_size or images.shape[-2] % patch_size:
+        raise ValueError(f"images must be (B, ch, H, W) with H and W multiples of patch_size={patch_size}, "
+                         f"got {tuple(images.shape)}")
     B, _, height, width = images.shape
     grid_h, grid_w = height // patch_size, width // patch_size
     if removed.dtype != torch.bool or removed.shape != (B, grid_h * grid_w):

@@ -180,6 +180,9 @@ def patch_residual(model: nn.Module, layer: int, position: int, value: torch.Ten
         raise ValueError(f"layer must be in 0..{len(blocks)} (L = {len(blocks)} blocks), got {layer}")
 
     def swap(x):
+        if not -x.shape[1] <= position < x.shape[1] or value.shape != (x.shape[0], x.shape[2]):
+            raise ValueError(f"patch_residual: value must be (B, C) = {(x.shape[0], x.shape[2])} at a position "
+                             f"in 0..{x.shape[1] - 1}, got {tuple(value.shape)} at {position}")
         x = x.clone()
         x[:, position] = value                                             # (B, C)
         return x

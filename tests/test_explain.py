@@ -184,3 +184,8 @@ def test_vit_explanations_and_faithfulness_table():
     table = explain.faithfulness_table(model, x, scores, 2, seed=0)
     assert set(table) == set(scores) | {"random"}
     assert all(0.0 <= v <= 1.0 for row in table.values() for v in row.values())
+
+
+def test_mask_patches_names_the_shape_it_wants():
+    with pytest.raises(ValueError, match=r"\(B, ch, H, W\).*patch_size=4.*\(2, 10, 10\)"):
+        explain.mask_patches(torch.zeros(2, 10, 10), torch.zeros(2, 4, dtype=torch.bool), 4)

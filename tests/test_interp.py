@@ -158,3 +158,10 @@ def test_uniform_attention_averages_the_values():
         out = attn(x, mask)
         expected = attn.proj(v[:, :3].mean(1, keepdim=True).expand(-1, 5, -1))
     torch.testing.assert_close(out, expected)
+
+
+def test_patches_of_the_wrong_shape_are_refused_not_broadcast():
+    model = SequenceEncoder(EncoderConfig(vocab_size=10, max_len=6, d_model=16, n_heads=2, n_layers=1))
+    x = torch.randint(0, 10, (3, 6))
+    with pytest.raises(ValueError, match=r"\(B, C\) = \(3, 16\)"), interp.patch_residual(model, 0, 1, torch.zeros(16)):
+        model(x)                                                     # one (C,) vector for the whole batch

@@ -100,7 +100,9 @@ def test_time_limits_redraws_when_steps_are_fast():
     assert plot.draws == 4 and len(display.shown) == 1 and len(display.updates) == 3
 
 
-def test_one_figure_per_run_none_left_open(monkeypatch):
+@pytest.fixture
+def figures_made(monkeypatch):
+    """(weak refs to every matplotlib Figure made in the test, pyplot's figure numbers before it)."""
     made = []
 
     class CountedFigure(matplotlib.figure.Figure):
@@ -109,7 +111,11 @@ def test_one_figure_per_run_none_left_open(monkeypatch):
             made.append(weakref.ref(self))
 
     monkeypatch.setattr(matplotlib.figure, "Figure", CountedFigure)
-    open_before = plt.get_fignums()
+    return made, plt.get_fignums()
+
+
+def test_one_figure_per_run_none_left_open(figures_made):
+    made, open_before = figures_made
     clock, display = Clock(), FakeDisplay()
     plot = _plot(clock, display, every=4, min_seconds=0.0)
     overhead = []
@@ -177,16 +183,8 @@ def _curve(clock, display, **kw):
     return LiveCurve(display=display, image=lambda png: png, clock=clock, enabled=True, **kw)
 
 
-def test_a_live_curve_of_any_loop_redraws_in_one_display_and_ends_static(monkeypatch):
-    made = []
-
-    class CountedFigure(matplotlib.figure.Figure):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(weakref.ref(self))
-
-    monkeypatch.setattr(matplotlib.figure, "Figure", CountedFigure)
-    open_before = plt.get_fignums()
+def test_a_live_curve_of_any_loop_redraws_in_one_display_and_ends_static(figures_made):
+    made, open_before = figures_made
     clock, display = Clock(), FakeDisplay()
     curve = _curve(clock, display, every=4, min_seconds=0.5, total_steps=30)
     spent = []

@@ -22,7 +22,7 @@ XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadfile)
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: setup lab test test-fast test-notebooks test-compat lint strip doctor bench clean site site-smoke test-site
+.PHONY: setup lab test test-fast test-notebooks test-compat test-long test-gpu lint strip doctor bench clean site site-smoke test-site
 
 setup: $(STAMP)
 
@@ -49,6 +49,19 @@ test: setup
 test-fast: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(XDIST) -m "not browser"
+
+# The full-scale tier: each lesson's headline comparison at the gpu profile's budget, trained on CPU over
+# seeds 0-2 (marker `long`). Not part of `make test` or CI; it takes up to an hour on two cores.
+test-long: setup
+	$(PY) -m pytest $(XDIST) -m long tests
+
+# What needs a CUDA GPU (the device machine, Colab, your own): the `cuda` tests (skipped elsewhere),
+# then every notebook in the gpu profile, then the benchmarks' MFU table.
+test-gpu: setup
+	$(PY) -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else "make test-gpu needs a CUDA GPU; torch sees none")'
+	$(PY) -m pytest -p no:xdist -m cuda tests
+	$(PY) -m pytest -p no:xdist notebooks --notebook-profile=gpu
+	$(PY) -m attnflex_lab bench
 
 # Only the notebooks, in PROFILE (smoke unless named: `make test-notebooks PROFILE=cpu` takes minutes).
 test-notebooks: setup

@@ -97,3 +97,15 @@ def pytest_runtest_protocol(item, nextitem):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped, with the reason shown, where torch sees no CUDA GPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (make test-gpu runs it where one is lent)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -21,6 +21,8 @@ attend; a fully masked row gives zeros and zero gradients; ``causal`` aligns to 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -112,25 +114,37 @@ def _expand_mask(mask, T: int, S: int):
     return mask.expand(*mask.shape[:-2], T, S)
 
 
-def tiled_forward(q, k, v, mask, causal, scale, block_q, block_k):
+def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
+    """m, ℓ, the output accumulator and lse stay in float32 for bf16/fp16 inputs (float64 stays float64):
+    a bf16 running sum ℓ over thousands of keys keeps only 8 bits, as the fused kernels' fp32 registers do not."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def tiled_forward(q, k, v, mask, causal, scale, block_q, block_k, io=None):
     """The FlashAttention-2 forward loop. Returns ``(out (..., T, Dv), lse (..., T))``.
 
     Plain torch ops: run it under autograd and every tile's temporaries are recorded (the lesson's
     counter-example); ``FlashAttentionFunction`` runs it without autograd and supplies the backward.
+    Each tile is read "into fast memory" in the accumulator dtype (float32 for bf16/fp16), and O is
+    cast back once at the end. ``io`` (an ``kernels.io_model.IOCounter``) counts every tile read from
+    and written to slow memory, for the lesson's IO model.
     """
     T, S = q.shape[-2], k.shape[-2]
+    acc_dtype = accumulator_dtype(q.dtype)
     mask = _expand_mask(mask, T, S)
     lead = q.shape[:-2]
-    out = q.new_empty(*lead, T, v.shape[-1])                       # (..., T, Dv)
-    lse = q.new_empty(*lead, T)                                    # (..., T)
+    out = q.new_empty(*lead, T, v.shape[-1])                       # (..., T, Dv), the input dtype
+    lse = q.new_empty(*lead, T, dtype=acc_dtype)                   # (..., T)
     for i0 in range(0, T, block_q):
         i1 = min(i0 + block_q, T)
-        q_i = q[..., i0:i1, :] * scale                             # (..., bq, D)
-        m = q.new_full((*lead, i1 - i0), float("-inf"))            # running max    (..., bq)
-        l = q.new_zeros((*lead, i1 - i0))                          # running sum    (..., bq)
-        acc = q.new_zeros((*lead, i1 - i0, v.shape[-1]))           # Σ e^(z−m) v    (..., bq, Dv)
+        q_i = _load(io, q[..., i0:i1, :], acc_dtype) * scale       # (..., bq, D)
+        m = q_i.new_full((*lead, i1 - i0), float("-inf"))          # running max    (..., bq)
+        l = q_i.new_zeros((*lead, i1 - i0))                        # running sum    (..., bq)
+        acc = q_i.new_zeros((*lead, i1 - i0, v.shape[-1]))         # Σ e^(z−m) v    (..., bq, Dv)
         for j0, j1, partly in key_blocks(i0, i1, T, S, block_k, causal):
-            z = q_i @ k[..., j0:j1, :].transpose(-2, -1)           # Z_IJ: (..., bq, D) @ (..., D, bk) -> (..., bq, bk)
+            k_j = _load(io, k[..., j0:j1, :], acc_dtype)           # (..., bk, D)
+            v_j = _load(io, v[..., j0:j1, :], acc_dtype)           # (..., bk, Dv)
+            z = q_i @ k_j.transpose(-2, -1)                        # Z_IJ: (..., bq, D) @ (..., D, bk) -> (..., bq, bk)
             allowed = _block_allowed(mask, partly, i0, i1, j0, j1, T, S, q.device)
             if allowed is not None:
                 z = z.masked_fill(~allowed, float("-inf"))
@@ -139,24 +153,52 @@ def tiled_forward(q, k, v, mask, causal, scale, block_q, block_k):
             rescale = torch.exp(m - ref)                           # e^(m_old − m_new): (..., bq)
             p = torch.exp(z - ref.unsqueeze(-1))                   # (..., bq, bk), unnormalised
             l = l * rescale + p.sum(dim=-1)
-            acc = acc * rescale.unsqueeze(-1) + p @ v[..., j0:j1, :]  # (..., bq, bk) @ (..., bk, Dv)
+            acc = acc * rescale.unsqueeze(-1) + p @ v_j            # (..., bq, bk) @ (..., bk, Dv)
             m = m_new
         has_keys = l > 0                                           # False for a fully masked row
         out[..., i0:i1, :] = acc / torch.where(has_keys, l, torch.ones_like(l)).unsqueeze(-1)
         # lse = m + log l. An empty row gets lse = +∞, so the backward's e^(z − lse) recomputes its zeros.
         lse[..., i0:i1] = torch.where(has_keys, _finite_or_zero(m) + torch.log(l),
                                       torch.full_like(l, float("inf")))
+        _store(io, out[..., i0:i1, :], lse[..., i0:i1])
     return out, lse
 
 
+def _load(io, tile: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if io is not None:
+        io.read(tile)
+    return tile.to(dtype)
+
+
+def _store(io, *tiles: torch.Tensor) -> None:
+    if io is not None:
+        for tile in tiles:
+            io.write(tile)
+
+
+def query_blocks(j0: int, j1: int, T: int, S: int, block_q: int, causal: bool):
+    """(i0, i1, partly_masked) for the query blocks that visit key block j0..j1−1: the transpose of
+    ``key_blocks`` (same tiles, same skips), for the backward that loops over key blocks outside."""
+    for i0 in range(0, T, block_q):
+        i1 = min(i0 + block_q, T)
+        if causal and j0 >= i1 + S - T:                            # every row of this block is left of j0
+            continue
+        yield i0, i1, causal and j1 - 1 > i0 + S - T
+
+
 class FlashAttentionFunction(torch.autograd.Function):
-    """O = softmax(s·Q Kᵀ, masked) V, computed tile by tile; saves Q, K, V (inputs), O and lse only."""
+    """O = softmax(s·Q Kᵀ, masked) V, computed tile by tile; saves Q, K, V (inputs), O and lse only.
+
+    ``order`` picks the backward's loop order: ``"kv_outer"`` is FlashAttention-2's Algorithm 2 (each key
+    block's dK, dV stay in fast memory, dQ is accumulated), ``"q_outer"`` the forward's order (each query
+    block's dQ stays, dK and dV are accumulated). Same tiles, same sums, in a different order.
+    """
 
     @staticmethod
-    def forward(ctx, q, k, v, mask, causal, scale, block_q, block_k):
+    def forward(ctx, q, k, v, mask, causal, scale, block_q, block_k, order="kv_outer"):
         out, lse = tiled_forward(q, k, v, mask, causal, scale, block_q, block_k)
         ctx.save_for_backward(q, k, v, out, lse)  # O(T·D + S·D) numbers; never a (T, S) tensor
-        ctx.mask, ctx.causal, ctx.scale, ctx.blocks = mask, causal, scale, (block_q, block_k)
+        ctx.mask, ctx.causal, ctx.scale, ctx.blocks, ctx.order = mask, causal, scale, (block_q, block_k), order
         return out
 
     @staticmethod
@@ -172,32 +214,61 @@ class FlashAttentionFunction(torch.autograd.Function):
 
         ρ needs only O and dO: rowsum(dP ⊙ P)_i = Σ_j (dO_i · v_j) P_ij = dO_i · Σ_j P_ij v_j = dO_i · O_i.
         Masked entries have P = 0 (z = −∞), so they get no gradient; an empty row has lse = +∞, so its
-        whole row of P is 0. Masked tiles that the forward skipped are skipped here as well.
+        whole row of P is 0. Masked tiles that the forward skipped are skipped here as well. Every tile
+        and every gradient sum is in the accumulator dtype (float32 for bf16/fp16); cast back at the end.
         """
         q, k, v, out, lse = ctx.saved_tensors
-        mask, causal, scale = ctx.mask, ctx.causal, ctx.scale
-        block_q, block_k = ctx.blocks
+        acc_dtype = lse.dtype
         T, S = q.shape[-2], k.shape[-2]
-        mask = _expand_mask(mask, T, S)
-        row_dot = (grad_out * out).sum(dim=-1)                     # ρ = rowsum(dO ⊙ O): (..., T)
-        grad_q, grad_k, grad_v = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        for i0 in range(0, T, block_q):
-            i1 = min(i0 + block_q, T)
-            q_i = q[..., i0:i1, :] * scale                         # (..., bq, D)
-            do_i = grad_out[..., i0:i1, :]                         # (..., bq, Dv)
-            lse_i, rho_i = lse[..., i0:i1, None], row_dot[..., i0:i1, None]  # (..., bq, 1)
-            for j0, j1, partly in key_blocks(i0, i1, T, S, block_k, causal):
-                k_j, v_j = k[..., j0:j1, :], v[..., j0:j1, :]      # (..., bk, D), (..., bk, Dv)
-                z = q_i @ k_j.transpose(-2, -1)                    # (..., bq, bk)
-                allowed = _block_allowed(mask, partly, i0, i1, j0, j1, T, S, q.device)
-                if allowed is not None:
-                    z.masked_fill_(~allowed, float("-inf"))
-                p = torch.exp(z.sub_(lse_i))                       # P_IJ: (..., bq, bk)
-                grad_v[..., j0:j1, :] += p.transpose(-2, -1) @ do_i  # (..., bk, bq) @ (..., bq, Dv)
-                grad_z = (do_i @ v_j.transpose(-2, -1)).sub_(rho_i).mul_(p)  # dZ: (..., bq, bk)
-                grad_q[..., i0:i1, :] += grad_z @ k_j              # (..., bq, bk) @ (..., bk, D)
-                grad_k[..., j0:j1, :] += grad_z.transpose(-2, -1) @ q_i  # q_i carries the scale
-        return grad_q.mul_(scale), grad_k, grad_v, None, None, None, None, None
+        state = _BackwardState(
+            q=q.to(acc_dtype) * ctx.scale, k=k.to(acc_dtype), v=v.to(acc_dtype), grad_out=grad_out.to(acc_dtype),
+            lse=lse[..., None], rho=(grad_out.to(acc_dtype) * out.to(acc_dtype)).sum(dim=-1, keepdim=True),
+            mask=_expand_mask(ctx.mask, T, S), causal=ctx.causal, T=T, S=S)   # ρ = rowsum(dO ⊙ O): (..., T, 1)
+        grad_q, grad_k, grad_v = (torch.zeros_like(t) for t in (state.q, state.k, state.v))
+        block_q, block_k = ctx.blocks
+        if ctx.order == "kv_outer":     # Algorithm 2: dK_J, dV_J are finished when the inner loop ends
+            for j0, j1, _ in key_blocks(0, T, T, S, block_k, False):
+                for i0, i1, partly in query_blocks(j0, j1, T, S, block_q, ctx.causal):
+                    state.tile(i0, i1, j0, j1, partly, grad_q, grad_k, grad_v)
+        else:                           # the forward's order: dQ_I is finished when the inner loop ends
+            for i0 in range(0, T, block_q):
+                i1 = min(i0 + block_q, T)
+                for j0, j1, partly in key_blocks(i0, i1, T, S, block_k, ctx.causal):
+                    state.tile(i0, i1, j0, j1, partly, grad_q, grad_k, grad_v)
+        return (grad_q.mul_(ctx.scale).to(q.dtype), grad_k.to(k.dtype), grad_v.to(v.dtype),
+                None, None, None, None, None, None)
+
+
+@dataclass
+class _BackwardState:
+    """The backward's inputs, in the accumulator dtype, and the work of one tile."""
+
+    q: torch.Tensor          # (..., T, D), pre-multiplied by the scale
+    k: torch.Tensor          # (..., S, D)
+    v: torch.Tensor          # (..., S, Dv)
+    grad_out: torch.Tensor   # dO (..., T, Dv)
+    lse: torch.Tensor        # (..., T, 1)
+    rho: torch.Tensor        # rowsum(dO ⊙ O): (..., T, 1)
+    mask: torch.Tensor | None
+    causal: bool
+    T: int
+    S: int
+
+    def tile(self, i0, i1, j0, j1, partly, grad_q, grad_k, grad_v):
+        q_i, do_i = self.q[..., i0:i1, :], self.grad_out[..., i0:i1, :]   # (..., bq, D), (..., bq, Dv)
+        k_j, v_j = self.k[..., j0:j1, :], self.v[..., j0:j1, :]            # (..., bk, D), (..., bk, Dv)
+        z = q_i @ k_j.transpose(-2, -1)                                   # (..., bq, bk)
+        allowed = _block_allowed(self.mask, partly, i0, i1, j0, j1, self.T, self.S, z.device)
+        if allowed is not None:
+            z.masked_fill_(~allowed, float("-inf"))
+        p = torch.exp(z.sub_(self.lse[..., i0:i1, :]))                    # P_IJ: (..., bq, bk)
+        grad_v[..., j0:j1, :] += p.transpose(-2, -1) @ do_i               # (..., bk, bq) @ (..., bq, Dv)
+        grad_z = (do_i @ v_j.transpose(-2, -1)).sub_(self.rho[..., i0:i1, :]).mul_(p)  # dZ: (..., bq, bk)
+        grad_q[..., i0:i1, :] += grad_z @ k_j                             # (..., bq, bk) @ (..., bk, D)
+        grad_k[..., j0:j1, :] += grad_z.transpose(-2, -1) @ q_i           # q_i carries the scale
+
+
+BACKWARD_ORDERS = ("kv_outer", "q_outer")
 
 
 def _check_flash_args(q, k, v, mask, causal, scale, block_q, block_k):
@@ -212,18 +283,23 @@ def _check_flash_args(q, k, v, mask, causal, scale, block_q, block_k):
 
 def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
                     *, causal: bool = False, scale: float | None = None, block_q: int | None = None,
-                    block_k: int | None = None) -> torch.Tensor:
+                    block_k: int | None = None, backward_order: str = "kv_outer") -> torch.Tensor:
     """Tiled attention with FlashAttention-2's hand backward. Returns out (..., T, Dv).
 
     Same values and gradients as ``functional.attention(q, k, v, mask & causal_mask(T, S))[0]``;
-    T and S need not divide the block sizes. Under autocast it runs in float32 (as ``ops`` does).
+    T and S need not divide the block sizes. bf16/fp16 inputs give an output of their dtype, computed
+    with float32 accumulators; under autocast it runs in float32 (as ``ops`` does). ``backward_order``:
+    ``"kv_outer"`` (FlashAttention-2's Algorithm 2) or ``"q_outer"`` (the forward's loop order).
     """
     scale, block_q, block_k = _check_flash_args(q, k, v, mask, causal, scale, block_q, block_k)
+    if backward_order not in BACKWARD_ORDERS:
+        raise ValueError(f"backward_order must be one of {BACKWARD_ORDERS}, got {backward_order!r}")
+    args = (mask, causal, scale, block_q, block_k, backward_order)
     if _autocast_on(q.device.type):
         q, k, v = q.float(), k.float(), v.float()
         with torch.autocast(q.device.type, enabled=False):
-            return FlashAttentionFunction.apply(q, k, v, mask, causal, scale, block_q, block_k)
-    return FlashAttentionFunction.apply(q, k, v, mask, causal, scale, block_q, block_k)
+            return FlashAttentionFunction.apply(q, k, v, *args)
+    return FlashAttentionFunction.apply(q, k, v, *args)
 
 
 def tiled_attention_autograd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
@@ -274,6 +350,7 @@ def trace_tiles(q: torch.Tensor, k: torch.Tensor, *, causal: bool = False, scale
     return steps
 
 
-__all__ = ["DEFAULT_BLOCK_K", "DEFAULT_BLOCK_Q", "FlashAttentionFunction", "flash_attention",
-           "key_blocks", "online_softmax", "online_softmax_update", "tiled_attention_autograd",
+__all__ = ["BACKWARD_ORDERS", "DEFAULT_BLOCK_K", "DEFAULT_BLOCK_Q", "FlashAttentionFunction", "accumulator_dtype",
+           "flash_attention", "key_blocks", "query_blocks", "online_softmax", "online_softmax_update",
+           "tiled_attention_autograd",
            "tiled_forward", "trace_tiles"]

@@ -31,3 +31,23 @@ def test_block_dv_without_transpose_names_the_shape():
 
     with pytest.raises(ExerciseError, match=r"shape \(2, 5, 3\), expected \(2, 6, 3\)"):
         check("07.block_dv", no_transpose)
+
+
+def test_online_update_that_gives_nan_on_a_masked_block_is_caught():
+    # the textbook update without the −∞ guard: right for every row with a finite score so far
+    def unguarded(m, l, x_block):
+        m_new = torch.maximum(m, x_block.amax(dim=-1))
+        return m_new, l * torch.exp(m - m_new) + torch.exp(x_block - m_new.unsqueeze(-1)).sum(dim=-1)
+
+    with pytest.raises(ExerciseError, match="NaN"):
+        check("07.online_softmax_update", unguarded)
+
+
+def test_online_update_model_answer_is_finite_on_a_fully_masked_block():
+    from attnflex_lab.exercises import get
+
+    solution = get("07.online_softmax_update").solution
+    m = torch.tensor([float("-inf"), 1.0], dtype=torch.float64)
+    l = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    m_new, l_new = solution(m, l, torch.full((2, 3), float("-inf"), dtype=torch.float64))
+    assert torch.equal(m_new, m) and torch.equal(l_new, l)

@@ -12,9 +12,13 @@ _F64 = torch.float64
 
 
 def online_softmax_update(m: torch.Tensor, l: torch.Tensor, x_block: torch.Tensor):
-    """Fold a block of scores x_block (..., b) into the running max m (...) and sum l (...)."""
+    """Fold a block of scores x_block (..., b) into the running max m (...) and sum l (...).
+
+    Where everything seen so far is −∞ (a masked row), m_new = −∞ and e^(−∞ − (−∞)) would be NaN:
+    measure from 0 instead, so those rows keep l = 0."""
     m_new = torch.maximum(m, x_block.amax(dim=-1))                      # (...)
-    l_new = l * torch.exp(m - m_new) + torch.exp(x_block - m_new.unsqueeze(-1)).sum(dim=-1)
+    ref = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
+    l_new = l * torch.exp(m - ref) + torch.exp(x_block - ref.unsqueeze(-1)).sum(dim=-1)
     return m_new, l_new
 
 
@@ -22,8 +26,10 @@ def _update_inputs(gen: torch.Generator):
     seen = 3 * torch.randn(4, 5, generator=gen, dtype=_F64)         # scores already folded in
     x_block = 3 * torch.randn(4, 3, generator=gen, dtype=_F64)      # the next block
     x_block[::2] += 5.0                                             # rows 0, 2: the max moves up
-    m = seen.amax(dim=-1)
-    l = torch.exp(seen - m.unsqueeze(-1)).sum(dim=-1)
+    seen[1] = float("-inf")                                         # row 1: masked so far, scores arrive now
+    seen[3] = x_block[3] = float("-inf")                            # row 3: masked so far and in this block
+    m = seen.amax(dim=-1)                                           # rows 1, 3: −∞
+    l = torch.exp(seen - m.nan_to_num(neginf=0.0).unsqueeze(-1)).sum(dim=-1)   # rows 1, 3: 0
     return m, l, x_block
 
 
@@ -35,7 +41,9 @@ register(Exercise(
     make_inputs=_update_inputs,
     hint="the new max is max(m, max of the block). The old sum was taken relative to the old max, "
          "so rescale it: l · e^(m − m_new), then add Σ e^(x_block − m_new) (keepdim or unsqueeze "
-         "so each row subtracts its own max).",
+         "so each row subtracts its own max). A row that is −∞ everywhere so far (masked) has "
+         "m_new = −∞, and −∞ − (−∞) is NaN: subtract 0 instead of m_new there (torch.where on "
+         "torch.isfinite(m_new)), so its sum stays 0.",
     atol=1e-10, rtol=1e-8,
 ))
 

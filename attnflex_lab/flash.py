@@ -21,9 +21,11 @@ attend; a fully masked row gives zeros and zero gradients; ``causal`` aligns to 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from ._validate import check_attention_inputs, check_floating, check_scale
@@ -311,6 +313,26 @@ def tiled_attention_autograd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     return tiled_forward(q, k, v, mask, causal, scale, block_q, block_k)[0]
 
 
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, *,
+         causal: bool = False) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` with the lab's causal convention, for comparisons.
+
+    SDPA's ``is_causal=True`` aligns the triangle to the *top left* (query i sees keys j ≤ i); the lab aligns
+    it to the bottom right (j ≤ i + S − T, so the last query sees every key). They agree only when T = S.
+    For T ≠ S this warns and passes the bottom-right mask explicitly (no fused causal kernel, same numbers
+    as ``flash_attention``). A fully masked row comes back as SDPA gives it (NaN on some versions).
+    """
+    T, S = q.shape[-2], k.shape[-2]
+    if causal and T != S:
+        warnings.warn(f"SDPA's is_causal aligns the causal mask to the top left when T != S (here T={T}, S={S}); "
+                      "the lab aligns it to the bottom right, so the explicit bottom-right mask is passed instead",
+                      UserWarning, stacklevel=2)
+        tri = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)    # (T, S): j ≤ i + S − T
+        mask = tri if mask is None else mask & tri
+        causal = False
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+
+
 def _autocast_on(device_type: str) -> bool:
     try:
         return torch.is_autocast_enabled(device_type)
@@ -352,5 +374,5 @@ def trace_tiles(q: torch.Tensor, k: torch.Tensor, *, causal: bool = False, scale
 
 __all__ = ["BACKWARD_ORDERS", "DEFAULT_BLOCK_K", "DEFAULT_BLOCK_Q", "FlashAttentionFunction", "accumulator_dtype",
            "flash_attention", "key_blocks", "query_blocks", "online_softmax", "online_softmax_update",
-           "tiled_attention_autograd",
+           "sdpa", "tiled_attention_autograd",
            "tiled_forward", "trace_tiles"]

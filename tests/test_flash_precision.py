@@ -7,6 +7,8 @@ keeps float32 accumulators and rounds once at the end; so does flash (measured r
 before this test) the ratios were 2.7–5.2, because every tile's rescale-and-add rounds again.
 The margin 1.5 covers a different summation order; it is well below what one extra rounding per tile gives.
 
+SDPA wrapper: without the warning, or with tril(0) (top-left) instead of tril(S − T), its tests fail.
+
 Loop orders: the planted bugs caught are a query_blocks that skips a block it must visit (causal T ≠ S
 cases fail: dK, dV miss contributions) and a kv_outer loop that forgets to pass ``partly`` (masked
 entries leak into causal gradients).
@@ -52,7 +54,7 @@ def test_low_precision_error_within_sdpa_error(dtype, order):
     for name, a, s, r in zip(["O", "dQ", "dK", "dV"], ours_low, sdpa_low, reference, strict=True):
         assert a.dtype == dtype, f"{name} should come back in {dtype}, got {a.dtype}"
         ours_err, sdpa_err = _rel(a, r), _rel(s, r)
-        assert ours_err <= K_SDPA * sdpa_err, f"{name}: flash rel. error {ours_err:.2e} > {K_SDPA} × SDPA's {sdpa_err:.2e}"
+        assert ours_err <= K_SDPA * sdpa_err, f"{name}: rel. error {ours_err:.2e} > {K_SDPA} × SDPA's {sdpa_err:.2e}"
 
 
 def test_lse_and_accumulators_are_float32_for_bf16():
@@ -109,3 +111,25 @@ def test_bad_backward_order_is_named():
     q = torch.randn(3, 2)
     with pytest.raises(ValueError, match="backward_order"):
         flash.flash_attention(q, q, q, backward_order="diagonal")
+
+
+# --- SDPA's causal alignment ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("T,S", [(3, 8), (9, 4)])
+def test_sdpa_wrapper_warns_for_t_ne_s_and_aligns_bottom_right(T, S):
+    gen = torch.Generator().manual_seed(T)
+    q, k, v = (torch.randn(2, n, 4, generator=gen, dtype=F64) for n in (T, S, S))
+    with pytest.warns(UserWarning, match="top left"):
+        out = flash.sdpa(q, k, v, causal=True)
+    ours = flash.flash_attention(q, k, v, causal=True)
+    has_keys = causal_mask(T, S).any(-1)                                   # T > S: SDPA gives NaN for empty rows
+    torch.testing.assert_close(out[:, has_keys], ours[:, has_keys], atol=1e-12, rtol=0)
+    top_left = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # what is_causal alone computes
+    assert not torch.allclose(top_left[:, has_keys], ours[:, has_keys], atol=1e-3)
+
+
+def test_sdpa_wrapper_is_silent_and_fused_when_t_equals_s(recwarn):
+    q = torch.randn(2, 6, 4, dtype=F64)
+    expected = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    torch.testing.assert_close(flash.sdpa(q, q, q, causal=True), expected)
+    assert not recwarn.list

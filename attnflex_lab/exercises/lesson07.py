@@ -74,3 +74,41 @@ register(Exercise(
          "only this block, so do not softmax it again); then dV_J += P_IJᵀ dO_I, shape (..., bk, Dv).",
     atol=1e-10, rtol=1e-8,
 ))
+
+
+def triton_online_update(m: torch.Tensor, l: torch.Tensor, z: torch.Tensor):
+    """What the Triton kernel's ``online_update(m_i, l_i, z)`` returns for one tile, written in torch.
+
+    The model answer in Triton is ``attnflex_lab.kernels.triton_flash.online_update``: the same lines with
+    tl.maximum, tl.max(z, 1), tl.where, tl.exp and tl.sum(p, 1).
+    """
+    m_new = torch.maximum(m, z.amax(dim=-1))                            # (R,)
+    ref = torch.where(torch.isfinite(m_new), m_new, torch.zeros_like(m_new))
+    alpha = torch.exp(m - ref)                                          # rescales what was accumulated
+    p = torch.exp(z - ref.unsqueeze(-1))                                # (R, N), this tile's weights
+    return m_new, l * alpha + p.sum(dim=-1), alpha, p
+
+
+def _triton_update_inputs(gen: torch.Generator):
+    seen = 3 * torch.randn(16, 9, generator=gen)                        # R = 16 rows (a power of two)
+    z = 3 * torch.randn(16, 20, generator=gen)                          # a tile of N = 20 scores
+    z[::3] += 5.0                                                       # some rows: the max moves up
+    seen[1] = float("-inf")                                             # masked so far, scores arrive now
+    seen[2] = z[2] = float("-inf")                                      # masked so far and in this tile
+    m = seen.amax(dim=-1)
+    l = torch.exp(seen - m.nan_to_num(neginf=0.0).unsqueeze(-1)).sum(dim=-1)
+    return m, l, z
+
+
+register(Exercise(
+    id="07.triton_online_update",
+    prompt="Write the Triton kernel's @triton.jit online_update(m_i, l_i, z) -> (m_new, l_new, alpha, p) "
+           "for a (BLOCK_M, BLOCK_N) tile z, and check it as check(id, triton_flash.run_update(online_update)).",
+    solution=triton_online_update,
+    make_inputs=_triton_update_inputs,
+    hint="m_new = tl.maximum(m_i, tl.max(z, 1)); measure from ref = tl.where(m_new == float('-inf'), 0.0, "
+         "m_new) so a fully masked row gives 0, not NaN; alpha = tl.exp(m_i - ref); p = tl.exp(z - ref[:, None]) "
+         "(each row minus its own max); the old sum was taken relative to the old max, so rescale it: "
+         "l_new = l_i * alpha + tl.sum(p, 1).",
+    atol=1e-5, rtol=1e-5, trials=2,
+))

@@ -34,6 +34,7 @@ if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
 fi
 
 echo "==> Installing attnflex-lab with its dev extra"
+# dev carries the triton extra on Linux only (an environment marker): macOS and Windows have no Triton wheels
 "$PY" -m pip install --quiet -e ".[dev]"
 "$PY" -m ipykernel install --sys-prefix --name attnflex-lab --display-name "Python 3 (attnflex-lab)" >/dev/null
 "$PY" -m attnflex_lab doctor

@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from attnflex_lab import efficient, flash, functional, kv_cache, memory
+from attnflex_lab import efficient, flash, functional, kernels, kv_cache, memory
 from attnflex_lab.models.transformer import GPTConfig, TinyGPT
 from attnflex_lab.modules import causal_mask
 
@@ -28,8 +28,17 @@ METHODS = {
     "naive": lambda q, k, v: functional.attention(q, k, v)[0],
     "sdpa": F.scaled_dot_product_attention,
     "tiled_autograd": flash.tiled_attention_autograd,
-    "tiled_hand": flash.flash_attention,
+    "tiled_hand": flash.flash_attention,    # the backward in FlashAttention-2's order (key blocks outside)
+    "tiled_hand_q_outer": lambda q, k, v: flash.flash_attention(q, k, v, backward_order="q_outer"),
 }
+
+
+def _with_triton(methods: dict, device) -> dict:
+    """Adds the Triton forward (with flash's hand backward) where it compiles: CUDA and the triton extra."""
+    if torch.device(device).type != "cuda" or not kernels.triton_available():
+        return methods
+    triton_flash = kernels.load_triton_flash(interpret=False)
+    return {**methods, "triton_fwd_hand_bwd": triton_flash.triton_flash_attention}
 
 
 def make_inputs(batch, heads, length, width, seed, device):
@@ -68,7 +77,7 @@ def bench_tiled(args, device) -> list[dict]:
     for length in args.lengths:
         inputs = make_inputs(args.batch, args.heads, length, args.width, args.seed, device)
         repeats = args.repeats or max(2, min(10, 4096 // length))
-        results = compare(METHODS, inputs, repeats, args.warmup, device)
+        results = compare(_with_triton(METHODS, device), inputs, repeats, args.warmup, device)
         base_t, base_m = results["naive"]
         for name, (seconds, peak) in results.items():
             row = {"T": length, "method": name, "ms": 1e3 * seconds, "peak_mib": peak / 2**20,

@@ -107,7 +107,7 @@ def _block_allowed(mask, causal, i0, i1, j0, j1, T, S, device):
     return allowed
 
 
-def _expand_mask(mask, T: int, S: int):
+def expand_mask(mask, T: int, S: int):
     """A mask viewed as (..., T, S) (stride 0 where it broadcasts), so tiles can be sliced from it."""
     if mask is None:
         return None
@@ -133,7 +133,7 @@ def tiled_forward(q, k, v, mask, causal, scale, block_q, block_k, io=None):
     """
     T, S = q.shape[-2], k.shape[-2]
     acc_dtype = accumulator_dtype(q.dtype)
-    mask = _expand_mask(mask, T, S)
+    mask = expand_mask(mask, T, S)
     lead = q.shape[:-2]
     out = q.new_empty(*lead, T, v.shape[-1])                       # (..., T, Dv), the input dtype
     lse = q.new_empty(*lead, T, dtype=acc_dtype)                   # (..., T)
@@ -225,7 +225,7 @@ class FlashAttentionFunction(torch.autograd.Function):
         state = _BackwardState(
             q=q.to(acc_dtype) * ctx.scale, k=k.to(acc_dtype), v=v.to(acc_dtype), grad_out=grad_out.to(acc_dtype),
             lse=lse[..., None], rho=(grad_out.to(acc_dtype) * out.to(acc_dtype)).sum(dim=-1, keepdim=True),
-            mask=_expand_mask(ctx.mask, T, S), causal=ctx.causal, T=T, S=S)   # ρ = rowsum(dO ⊙ O): (..., T, 1)
+            mask=expand_mask(ctx.mask, T, S), causal=ctx.causal, T=T, S=S)   # ρ = rowsum(dO ⊙ O): (..., T, 1)
         grad_q, grad_k, grad_v = (torch.zeros_like(t) for t in (state.q, state.k, state.v))
         block_q, block_k = ctx.blocks
         if ctx.order == "kv_outer":     # Algorithm 2: dK_J, dV_J are finished when the inner loop ends
@@ -273,7 +273,7 @@ class _BackwardState:
 BACKWARD_ORDERS = ("kv_outer", "q_outer")
 
 
-def _check_flash_args(q, k, v, mask, causal, scale, block_q, block_k):
+def check_flash_args(q, k, v, mask, causal, scale, block_q, block_k):
     check_attention_inputs(q, k, v, mask)
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be True or False, got {type(causal).__name__}")
@@ -293,7 +293,7 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     with float32 accumulators; under autocast it runs in float32 (as ``ops`` does). ``backward_order``:
     ``"kv_outer"`` (FlashAttention-2's Algorithm 2) or ``"q_outer"`` (the forward's loop order).
     """
-    scale, block_q, block_k = _check_flash_args(q, k, v, mask, causal, scale, block_q, block_k)
+    scale, block_q, block_k = check_flash_args(q, k, v, mask, causal, scale, block_q, block_k)
     if backward_order not in BACKWARD_ORDERS:
         raise ValueError(f"backward_order must be one of {BACKWARD_ORDERS}, got {backward_order!r}")
     args = (mask, causal, scale, block_q, block_k, backward_order)
@@ -309,7 +309,7 @@ def tiled_attention_autograd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
                              block_k: int | None = None) -> torch.Tensor:
     """The same tiled forward, differentiated by autograd: correct, but every tile's P is kept for
     the backward, so memory grows back to ~T·S (the lesson's counter-example)."""
-    scale, block_q, block_k = _check_flash_args(q, k, v, mask, causal, scale, block_q, block_k)
+    scale, block_q, block_k = check_flash_args(q, k, v, mask, causal, scale, block_q, block_k)
     return tiled_forward(q, k, v, mask, causal, scale, block_q, block_k)[0]
 
 
@@ -374,5 +374,5 @@ def trace_tiles(q: torch.Tensor, k: torch.Tensor, *, causal: bool = False, scale
 
 __all__ = ["BACKWARD_ORDERS", "DEFAULT_BLOCK_K", "DEFAULT_BLOCK_Q", "FlashAttentionFunction", "accumulator_dtype",
            "flash_attention", "key_blocks", "query_blocks", "online_softmax", "online_softmax_update",
-           "sdpa", "tiled_attention_autograd",
+           "check_flash_args", "expand_mask", "sdpa", "tiled_attention_autograd",
            "tiled_forward", "trace_tiles"]

@@ -122,7 +122,22 @@ def _online_update_in_log_space(m, l, x_block):
     """m_new = max(m, max x); log l_new = logaddexp(m + log l, logsumexp x) − m_new (no rescale step)."""
     m_new = torch.maximum(m, x_block.max(dim=-1).values)
     log_total = torch.logaddexp(m + l.log(), torch.logsumexp(x_block, dim=-1))
-    return m_new, torch.exp(log_total - m_new)
+    seen = torch.isfinite(m_new)                                          # False: −∞ so far (masked), l stays 0
+    return m_new, torch.where(seen, torch.exp(log_total - m_new), torch.zeros_like(l))
+
+
+def _triton_update_rescaled_late(m, l, z):
+    m_new, l_new, alpha, p = _triton_update_in_log_space(m, l, z)
+    return m_new, (l + p.sum(-1)) * alpha, alpha, p
+
+
+def _triton_update_in_log_space(m, l, z):
+    """The Triton update's four outputs, the sum in log space; rows −∞ so far give α = 0, p = 0."""
+    m_new, l_new = _online_update_in_log_space(m, l, z)
+    seen = torch.isfinite(m_new)
+    alpha = torch.where(seen, torch.exp(m - m_new), torch.zeros_like(m))
+    p = torch.where(seen[:, None], torch.exp(z - m_new[:, None]), torch.zeros_like(z))
+    return m_new, l_new, alpha, p
 
 
 def _block_dv_by_loop(q_i, k_j, lse_i, grad_out_i, scale):
@@ -245,6 +260,7 @@ REFERENCES = {
     "06.mfu": _mfu_from_achieved_tflops,
     "07.online_softmax_update": _online_update_in_log_space,
     "07.block_dv": _block_dv_by_loop,
+    "07.triton_online_update": _triton_update_in_log_space,
     "08.switch_cost": _switch_cost_by_loop,
     "08.attention_shift": _js_bits_as_two_kls,
     "10.lora_forward": _lora_by_merged_weight,
@@ -269,6 +285,7 @@ WRONG = {
     "06.mfu": lambda tps, fpt, peak: tps * fpt / (peak * 1e9),            # TFLOP/s read as GFLOP/s
     "07.online_softmax_update": lambda m, l, x: (                         # the old sum not rescaled
         torch.maximum(m, x.amax(-1)), l + torch.exp(x - torch.maximum(m, x.amax(-1))[..., None]).sum(-1)),
+    "07.triton_online_update": _triton_update_rescaled_late,               # α applied to the new terms too
     "07.block_dv": lambda q, k, lse, g, scale: (                          # the tile re-softmaxed alone
         torch.softmax(scale * q @ k.transpose(-2, -1), dim=-1).transpose(-2, -1) @ g),
     "08.switch_cost": lambda acc, s, w: acc[s:s + w].mean() - acc[s - w:s].mean(),  # the sign flipped

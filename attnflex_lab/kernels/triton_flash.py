@@ -21,7 +21,7 @@ import triton.language as tl
 from triton.runtime.jit import JITFunction
 
 from .._validate import check_attention_inputs
-from ..flash import FlashAttentionFunction, _check_flash_args, _expand_mask
+from ..flash import FlashAttentionFunction, check_flash_args, expand_mask
 
 MIN_BLOCK = 16   # tl.dot wants every dim ≥ 16 on a GPU; tl.arange wants powers of two
 
@@ -107,7 +107,7 @@ def triton_flash_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask
                          causal: bool = False, scale: float | None = None, block_q: int = 64, block_k: int = 64
                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns ``(out (..., T, Dv) in q's dtype, lse (..., T) in float32)``, as ``flash.tiled_forward``."""
-    scale, block_q, block_k = _check_flash_args(q, k, v, mask, causal, scale, block_q, block_k)
+    scale, block_q, block_k = check_flash_args(q, k, v, mask, causal, scale, block_q, block_k)
     _pow2_block("block_q", block_q), _pow2_block("block_k", block_k)
     if q.device.type != "cuda" and not INTERPRETED:
         raise RuntimeError(f"the compiled Triton kernel needs CUDA tensors, got {q.device}; on a CPU load the "
@@ -120,7 +120,7 @@ def triton_flash_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask
     out = torch.empty(BH, T, Dv, dtype=torch.float32 if INTERPRETED else q.dtype, device=q.device)
     lse = torch.empty(BH, T, dtype=torch.float32, device=q.device)
     if mask is not None:   # (B·H, T, S) int8: 1 = may attend
-        mask3 = _expand_mask(mask, T, S).expand(*lead, T, S).reshape(BH, T, S).to(torch.int8).contiguous()
+        mask3 = expand_mask(mask, T, S).expand(*lead, T, S).reshape(BH, T, S).to(torch.int8).contiguous()
     else:
         mask3 = q3.new_empty(1, 1, 1, dtype=torch.int8)     # never read (HAS_MASK = False)
     grid = (triton.cdiv(T, block_q), BH)
@@ -154,7 +154,7 @@ def triton_flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ma
                            block_k: int = 64) -> torch.Tensor:
     """out (..., T, Dv): the Triton forward, differentiable through ``flash``'s hand backward."""
     check_attention_inputs(q, k, v, mask)
-    scale, block_q, block_k = _check_flash_args(q, k, v, mask, causal, scale, block_q, block_k)
+    scale, block_q, block_k = check_flash_args(q, k, v, mask, causal, scale, block_q, block_k)
     return TritonFlashFunction.apply(q, k, v, mask, causal, scale, block_q, block_k, "kv_outer")
 
 

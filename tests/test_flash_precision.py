@@ -7,7 +7,7 @@ keeps float32 accumulators and rounds once at the end; so does flash (measured r
 before this test) the ratios were 2.7–5.2, because every tile's rescale-and-add rounds again.
 The margin 1.5 covers a different summation order; it is well below what one extra rounding per tile gives.
 
-SDPA wrapper: without the warning, or with tril(0) (top-left) instead of tril(S − T), its tests fail.
+SDPA wrapper: with tril(0) (top-left) instead of tril(S − T) its T ≠ S tests fail.
 
 Loop orders: the planted bugs caught are a query_blocks that skips a block it must visit (causal T ≠ S
 cases fail: dK, dV miss contributions) and a kv_outer loop that forgets to pass ``partly`` (masked

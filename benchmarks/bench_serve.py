@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from attnflex_lab import recipes
 from attnflex_lab.serve import load_predictor
@@ -135,6 +136,7 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.clients <= 256 or not 0 < args.seconds <= 600:
         raise SystemExit("error: --clients must be in 1..256 and --seconds in (0, 600]")
+    torch.set_num_threads(1)          # as the server runs (serve --threads 1), for a fair reference
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint
         if checkpoint is None:

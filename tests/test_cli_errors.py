@@ -132,3 +132,12 @@ def test_flex_bounds_seeds_and_checks_out_before_running(capsys, tmp_path):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert all(w in err for w in words) and "Traceback" not in err
+
+
+def test_doctor_checks_the_serving_dependencies_by_their_installed_version():
+    """Planted bug: prometheus_client has no __version__, so reading only that called it "0"."""
+    from attnflex_lab import doctor
+
+    names = {req.module for req in doctor.REQUIREMENTS}
+    assert {"fastapi", "uvicorn", "prometheus_client", "filelock"} <= names
+    assert not [p for p in doctor.check_requirements() if "prometheus_client" in p[1]]

@@ -302,7 +302,10 @@ def test_command_line_listens_with_a_long_backlog_and_drains_on_sigterm(checkpoi
         with socket.create_connection(address, timeout=20) as sock:
             sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                          b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
-            time.sleep(0.5)                               # the server has the request in hand
+            with socket.create_connection(address, timeout=20) as other:   # once this is answered,
+                other.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                while other.recv(65536):                  # the loop has read the request above too
+                    pass
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             sock.sendall(body[5:])

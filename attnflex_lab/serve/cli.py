@@ -94,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(config)
     sock = _listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
+    # Installed before the address is printed, so a SIGTERM from a client that read it is never
+    # lost. While uvicorn runs it catches SIGTERM and SIGINT itself, shuts down gracefully, then
+    # raises the signal again for the handler it found: this one, so the process exits with 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: setattr(server, "should_exit", True))
     info = predictor.info
     print(f"serving {info.task} ({info.profile}, step {info.step}) at http://{host}:{port}", flush=True)
-    # uvicorn catches SIGTERM and SIGINT, shuts down gracefully, then raises the signal again for
-    # the handler it found: this one, so the process ends with status 0 instead of being killed
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: None)
     server.run(sockets=[sock])
     print("stopped", file=sys.stderr)
     return 0

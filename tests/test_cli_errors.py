@@ -122,7 +122,7 @@ def test_serve_bench_doctor_refuse_bad_arguments_in_one_line(capsys, argv, words
     one_line_error(capsys, argv, *words)
 
 
-def test_flex_bounds_seeds_and_checks_out_before_running(capsys, tmp_path):
+def test_flex_bounds_seeds_and_checks_out_before_running(capsys, tmp_path, monkeypatch):
     """Planted bugs: --seeds unbounded (a billion seeds built up front), --out checked after the run."""
     (tmp_path / "a_file").write_text("x")
     for argv, words in ((["--seeds", "1000000000"], ["--seeds", "at most 1000"]),
@@ -132,6 +132,10 @@ def test_flex_bounds_seeds_and_checks_out_before_running(capsys, tmp_path):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert all(w in err for w in words) and "Traceback" not in err
+    monkeypatch.setenv("ATTNFLEX_PROFILE", "bogus")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["flex", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "ATTNFLEX_PROFILE='bogus'" in capsys.readouterr().err
 
 
 def test_doctor_checks_the_serving_dependencies_by_their_installed_version(monkeypatch):

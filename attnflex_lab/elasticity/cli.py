@@ -52,9 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         check_writable(args.out, "--out")
     except CheckpointDirError as err:
         parser.error(str(err))
+    try:
+        prof = args.profile or profile()
+    except ValueError as err:  # ATTNFLEX_PROFILE set to something that is not a profile
+        parser.error(str(err))
     from .switching import run_switching
 
-    prof = args.profile or profile()
     result = run_switching(args.setting, profile_name=prof, seeds=args.seeds, progress=True,
                            families=tuple(args.families or FAMILIES))
     args.out.mkdir(parents=True, exist_ok=True)

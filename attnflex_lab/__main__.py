@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from .cli_errors import OneLineParser, run_command
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m attnflex_lab", description=__doc__)
+
+def _dispatch(argv: list[str]) -> int:
+    parser = OneLineParser(prog="python -m attnflex_lab", description=__doc__,
+                           epilog="--debug (anywhere) prints a traceback with an error")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="print the environment report and check what the lab needs")
     bench = sub.add_parser("bench", help="run the benchmarks in benchmarks/ (all, or those named)")
@@ -45,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(rest)
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; a user error prints one line ``error: ...`` and returns 2."""
+    return run_command(_dispatch, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

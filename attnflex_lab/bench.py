@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .cli_errors import UsageError
+
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -20,14 +22,12 @@ def available() -> list[str]:
 
 def run_benchmarks(names: list[str]) -> int:
     if not BENCH_DIR.is_dir():
-        print(f"no benchmarks/ folder next to the package ({BENCH_DIR}); run this from a clone of "
-              f"the repository", file=sys.stderr)
-        return 2
+        raise UsageError(f"no benchmarks/ folder next to the package ({BENCH_DIR}); run this from a "
+                         f"clone of the repository")
     known = available()
     unknown = [n for n in names if n not in known]
     if unknown:
-        print(f"unknown benchmark(s) {unknown}; available: {known}", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown benchmark(s) {unknown}; available: {', '.join(known)}")
     status = 0
     for name in names or known:
         print(f"== benchmarks/bench_{name}.py", flush=True)

@@ -15,14 +15,17 @@ of each global batch, and only rank 0 prints.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 
+from .cli_errors import OneLineParser, UsageError, int_in_range
 from .profiles import PROFILES
 
 
 def _parser(task_names: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m attnflex_lab train",
+    parser = OneLineParser(prog="python -m attnflex_lab train",
                                      description="Train a lab recipe and print its final metrics "
                                                  "as one JSON line on stdout.")
     parser.add_argument("--task", required=True, choices=task_names, help="the recipe to train")
@@ -46,6 +49,7 @@ def _parser(task_names: list[str]) -> argparse.ArgumentParser:
                         help="write steps.csv, evals.csv and TensorBoard event files (if tensorboard "
                              "is installed) here; `tensorboard --logdir DIR` shows them")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--debug", action="store_true", help="print a traceback with an error")
     _add_adaptation_flags(parser)
     return parser
 
@@ -87,26 +91,104 @@ def _peft_config(args, parser):
         parser.error(str(err))
 
 
-def _model_preparer(args, cfg):
-    """model -> None: load --init-from's weights, then add --peft's parameters."""
+def _model_preparer(args, cfg, init_state: dict | None):
+    """model -> None: load --init-from's weights (read and checked before training), then add
+    --peft's parameters."""
     from . import adapt
-    from .training.checkpoint import load_checkpoint
 
     def prepare(model):
-        if args.init_from is not None:
-            state = load_checkpoint(args.init_from)["model"]
+        if init_state is not None:
             try:
-                model.load_state_dict(state)
+                model.load_state_dict(init_state)
             except RuntimeError as err:
-                raise SystemExit(f"error: --init-from {args.init_from}: its weights do not fit this "
+                raise UsageError(f"--init-from {args.init_from}: its weights do not fit this "
                                  f"recipe's model (another task or profile?): "
                                  f"{str(err).strip().splitlines()[0]}") from None
         if args.peft is not None:
             try:
                 adapt.prepare(model, args.peft, cfg)
             except ValueError as err:
-                raise SystemExit(f"error: --peft {args.peft}: {err}") from None
+                raise UsageError(f"--peft {args.peft}: {err}") from None
     return prepare
+
+
+MAX_STEPS = 10**9
+MAX_SEED = 2**32 - 1          # numpy's seeds stop here
+
+
+def _check_numbers(args) -> None:
+    int_in_range("--steps", args.steps, 1, MAX_STEPS)
+    int_in_range("--checkpoint-every", args.checkpoint_every, 0, MAX_STEPS)
+    int_in_range("--seed", args.seed, 0, MAX_SEED)
+    int_in_range("--threads", args.threads, 1, 1024)
+
+
+def _check_device(name: str | None) -> None:
+    """--device names a device torch knows and this machine has."""
+    if name is None:
+        return
+    import torch
+
+    accepted = "accepted: cpu, cuda, cuda:N, mps"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {name!r} is not a device ({accepted})") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {name}: CUDA is not available on this machine (use cpu)")
+        if device.index is not None and device.index >= count:
+            raise UsageError(f"--device {name}: this machine has cuda:0..cuda:{count - 1}")
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UsageError(f"--device {name}: MPS is not available on this machine (use cpu)")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {name!r} is not a device ({accepted})")
+
+
+def _profile_name(args) -> str:
+    from .profiles import PROFILE_ENV, profile
+
+    if args.profile is not None:
+        return args.profile
+    try:
+        return profile()
+    except ValueError:
+        raise UsageError(f"{PROFILE_ENV}={os.environ.get(PROFILE_ENV)!r} is not a profile; set it to "
+                         f"one of {', '.join(PROFILES)}, unset it, or pass --profile") from None
+
+
+def _read_checkpoint(flag: str, path: str) -> dict:
+    """A checkpoint for --resume or --init-from, read before any training; its faults as one line."""
+    from .training.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(path)
+    except (CheckpointError, OSError) as err:
+        raise UsageError(f"{flag} {path}: {err}") from None
+
+
+def _check_resume_recipe(path: str, ckpt: dict, recipe: str) -> None:
+    """--resume goes on from a checkpoint of this recipe and profile, never another's."""
+    saved = str(ckpt.get("config", {}).get("recipe") or "")
+    if saved and saved != recipe:
+        task, prof = saved.split("/", 1) if "/" in saved else (saved, "?")
+        raise UsageError(f"--resume {path}: it was written by a {saved} run, not {recipe}; pass "
+                         f"--task {task} --profile {prof} to go on with it, or start a fresh run")
+
+
+def _check_output_folders(args, rank: int) -> None:
+    from .training.checkpoint import CheckpointDirError, check_fresh_directory, check_writable
+
+    try:
+        for flag, folder in (("--checkpoint-dir", args.checkpoint_dir), ("--log-dir", args.log_dir)):
+            if folder is not None and rank == 0:
+                check_writable(folder, flag)
+        if args.checkpoint_dir and args.resume is None and not args.overwrite:
+            check_fresh_directory(args.checkpoint_dir)   # before the data and the model are built
+    except CheckpointDirError as err:
+        raise UsageError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,47 +200,48 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--overwrite deletes the checkpoints that --resume would go on from; use one")
     if args.overwrite and args.checkpoint_dir is None:
         parser.error("--overwrite needs --checkpoint-dir (the folder to clear)")
+    _check_numbers(args)
     peft_cfg = _peft_config(args, parser)
+    profile_name = _profile_name(args)
+    _check_device(args.device)
+    rank = int(os.environ.get("RANK", "0"))             # torchrun's; 0 outside it
+    _check_output_folders(args, rank)
+    if args.resume is not None:
+        _check_resume_recipe(args.resume, _read_checkpoint("--resume", args.resume),
+                             f"{args.task}/{profile_name}")
+    init_state = _read_checkpoint("--init-from", args.init_from)["model"] if args.init_from else None
     if args.threads is not None:
         import torch
 
-        if args.threads <= 0:
-            raise SystemExit(f"--threads must be positive, got {args.threads}")
         torch.set_num_threads(args.threads)
     overrides = {"progress": not args.no_progress}
     for key in ("steps", "checkpoint_dir", "checkpoint_every", "device"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     from .training import distributed
-    from .training.checkpoint import CheckpointDirError, check_fresh_directory
+    from .training.checkpoint import lock_directory
     from .training.tracking import log_dir_callbacks
 
-    if args.checkpoint_dir and args.resume is None and not args.overwrite:
-        try:  # before the data and the model are built; fit checks again
-            check_fresh_directory(args.checkpoint_dir)
-        except CheckpointDirError as err:
-            raise SystemExit(f"error: {err}") from None
-
-    log_callbacks = log_dir_callbacks(args.log_dir) if args.log_dir else []  # rank 0 writes
-    # Under torchrun: join the group (gloo for --device cpu or without CUDA, NCCL on GPUs) and
-    # train on this rank's own GPU. Outside torchrun this only reports rank 0 of 1.
-    with distributed.distributed_session(device=args.device) as info:
-        if info.world_size > 1:
-            overrides["device"] = str(info.device)
-        try:
-            metrics, run, _ = recipes.train_recipe(args.task, profile_name=args.profile, seed=args.seed,
-                                                   resume=args.resume, overwrite=args.overwrite,
-                                                   callbacks=log_callbacks,
-                                                   prepare_model=_model_preparer(args, peft_cfg),
+    # rank 0 alone writes checkpoints, so it alone holds the folder's lock for the whole run
+    folder_lock = (lock_directory(args.checkpoint_dir) if args.checkpoint_dir and rank == 0
+                   else contextlib.nullcontext())
+    with folder_lock:
+        log_callbacks = log_dir_callbacks(args.log_dir) if args.log_dir else []  # rank 0 writes
+        # Under torchrun: join the group (gloo for --device cpu or without CUDA, NCCL on GPUs) and
+        # train on this rank's own GPU. Outside torchrun this only reports rank 0 of 1.
+        with distributed.distributed_session(device=args.device) as info:
+            if info.world_size > 1:
+                overrides["device"] = str(info.device)
+            metrics, run, _ = recipes.train_recipe(args.task, profile_name=profile_name,
+                                                   seed=args.seed, resume=args.resume,
+                                                   overwrite=args.overwrite, callbacks=log_callbacks,
+                                                   prepare_model=_model_preparer(args, peft_cfg,
+                                                                                 init_state),
                                                    **overrides)
-        except CheckpointDirError as err:  # the folder filled between the check above and fit
-            raise SystemExit(f"error: {err}") from None
-    rank = info.rank
-    if rank == 0:
+    if info.rank == 0:
         from .adapt import trainable_parameters
-        from .profiles import profile
 
-        line = {"task": args.task, "profile": args.profile or profile(), "seed": args.seed,
+        line = {"task": args.task, "profile": profile_name, "seed": args.seed,
                 **metrics, "trainable_params": trainable_parameters(run.model)}
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ class Requirement:
     minimum: str       # lowest version the lab is tested with
     fix: str           # what a learner should type
     needed: bool = True  # False: only warn (e.g. jupyterlab is not needed on Colab)
+    distribution: str = ""  # the pip name, where the module has no __version__ (prometheus_client)
 
 
 REQUIREMENTS = (
@@ -25,6 +27,11 @@ REQUIREMENTS = (
     Requirement("ipywidgets", "7.7", "pip install 'ipywidgets>=7.7'"),
     Requirement("tqdm", "4.64", "pip install 'tqdm>=4.64'"),
     Requirement("sklearn", "1.2", "pip install 'scikit-learn>=1.2'"),
+    Requirement("fastapi", "0.110", "pip install 'fastapi>=0.110'  (lesson 12's server)"),
+    Requirement("uvicorn", "0.30", "pip install 'uvicorn>=0.30'  (lesson 12's server)"),
+    Requirement("prometheus_client", "0.17", "pip install 'prometheus_client>=0.17'",
+                distribution="prometheus_client"),
+    Requirement("filelock", "3.12", "pip install 'filelock>=3.12'  (the train command's folder lock)"),
     Requirement("jupyterlab", "4.0", "pip install 'jupyterlab>=4'  (or: make lab)", needed=False),
 )
 
@@ -46,6 +53,13 @@ def version_at_least(version: str, minimum: str) -> bool:
     return _parse(version) >= _parse(minimum)
 
 
+def _installed_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
 def check_requirements(python_version: tuple[int, int] | None = None) -> list[tuple[str, str, str]]:
     """Return (severity, problem, fix) for each thing that is missing or too old."""
     problems = []
@@ -60,7 +74,7 @@ def check_requirements(python_version: tuple[int, int] | None = None) -> list[tu
         except ImportError:
             problems.append((severity, f"{req.module} is not installed", req.fix))
             continue
-        found = getattr(mod, "__version__", "0")
+        found = getattr(mod, "__version__", None) or _installed_version(req.distribution or req.module)
         if not version_at_least(found, req.minimum):
             problems.append((severity, f"{req.module} {found} is older than {req.minimum}", req.fix))
     try:

@@ -299,3 +299,71 @@ def test_a_checkpoint_with_one_optimizer_group_is_refused_clearly(tmp_path):
     old = save_atomic(ckpt, tmp_path / "old" / "step_00000010.pt")
     with pytest.raises(CheckpointError, match=r"1 parameter group\(s\), but fit builds 2.*older"):
         fit(_model(), _data(), None, _cfg(tmp_path / "b", steps=10), loss_fn=_loss, resume=old)
+
+
+# --- integrity (SHA-256 of the tensors, finite weights) and the folder lock ----------------------
+
+def _largest_tensor_offset(path) -> int:
+    """Byte offset, in the file, of the first element of the largest tensor torch.save stored."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        header = handle.read(30)                     # the zip local file header
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def test_a_flipped_bit_is_refused_with_the_files_name(tmp_path):
+    """Planted bug: the hash not checked at load (or not recorded at save) lets the bit through."""
+    fit(_model(), _data(), None, _cfg(tmp_path / "run", steps=10), loss_fn=_loss)
+    good = latest_checkpoint(tmp_path / "run")
+    data = bytearray(good.read_bytes())
+    data[_largest_tensor_offset(good) + 3] ^= 0x40   # the exponent of a float32: a new value
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes(bytes(data))
+    torch.load(flipped, weights_only=True)           # torch itself reads it without a word
+    with pytest.raises(CheckpointError, match=r"flipped\.pt.*corrupt.*SHA-256"):
+        load_checkpoint(flipped)
+    assert load_checkpoint(good)["step"] == 10       # the untouched file still loads
+
+
+def test_non_finite_weights_are_refused_and_old_checkpoints_without_a_hash_still_load(tmp_path):
+    from attnflex_lab.training.checkpoint import HASH_KEY, tensors_sha256
+
+    fit(_model(), _data(), None, _cfg(tmp_path / "run", steps=10), loss_fn=_loss)
+    ckpt = load_checkpoint(tmp_path / "run")
+    name = next(iter(ckpt["model"]))
+    ckpt["model"][name][0, 0] = float("nan")
+    ckpt[HASH_KEY] = tensors_sha256(ckpt)            # a consistent file whose run diverged
+    save_atomic(ckpt, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=rf"nan\.pt.*not finite.*{name}"):
+        load_checkpoint(tmp_path / "nan.pt")
+    older = load_checkpoint(tmp_path / "run")
+    del older[HASH_KEY]                              # written before hashes were recorded
+    save_atomic(older, tmp_path / "older.pt")
+    assert load_checkpoint(tmp_path / "older.pt")["step"] == 10
+
+
+def test_a_locked_checkpoint_folder_refuses_a_second_run_at_once(tmp_path):
+    """Planted bug: a lock taken with a timeout (or none) lets the second run wait or go on."""
+    import time
+
+    from attnflex_lab.training.checkpoint import check_writable, lock_directory
+
+    with lock_directory(tmp_path / "ckpt"):
+        start = time.perf_counter()
+        with pytest.raises(CheckpointDirError, match="ckpt.*in use by another run"):
+            with lock_directory(tmp_path / "ckpt"):
+                pass
+        assert time.perf_counter() - start < 1.0
+    with lock_directory(tmp_path / "ckpt"):          # released when the first run ends
+        pass
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(CheckpointDirError, match="--out .*a_file.* is a file"):
+        check_writable(tmp_path / "a_file", "--out")
+    with pytest.raises(CheckpointDirError, match="--out .*not writable"):
+        check_writable(tmp_path / "a_file" / "sub", "--out")

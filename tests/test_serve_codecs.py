@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from attnflex_lab import recipes
-from attnflex_lab.recipes.codecs import CODECS, InputError, codec_for
+from attnflex_lab.serve.codecs import CODECS, InputError, codec_for
 from attnflex_lab.serve.predictor import matching_codecs
 
 pytestmark = pytest.mark.timeout(60)
@@ -92,3 +92,19 @@ def test_lm_options_are_checked():
     for bad in (0, 10_000, 2.5, "3", True):
         with pytest.raises(InputError, match="max_new_tokens"):
             codec.options({"input": "a", "max_new_tokens": bad})
+
+
+@pytest.mark.parametrize("prompt, n_new", [("once upon", 8), ("ab" * 16, 6)])  # fits a block; crops
+def test_lm_answers_by_argmax_and_leaves_the_random_state_alone(fresh_models, prompt, n_new):
+    """Planted bug (today's code): top-k 1 through multinomial draws from the global RNG."""
+    codec, model = codec_for("lm", "smoke"), fresh_models["lm"]
+    idx = codec.encode(prompt)[0]
+    with torch.inference_mode():
+        want = idx
+        for _ in range(n_new):                               # the reference: argmax, cropped context
+            logits = model(want[:, -model.cfg.block_size:])[:, -1]
+            want = torch.cat([want, logits.argmax(-1, keepdim=True)], dim=1)
+        state = torch.get_rng_state()
+        answer = codec.predict(model, (idx,), max_new_tokens=n_new)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert answer["prediction"] == codec.tokenizer.decode(want[0, idx.shape[1]:])

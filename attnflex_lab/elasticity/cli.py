@@ -15,6 +15,8 @@ from pathlib import Path
 from ..profiles import PROFILES, profile
 from .models import FAMILIES
 
+MAX_SEEDS = 1000  # each seed trains every family: more is days of work, and the list is built up front
+
 
 def json_safe(value):
     """JSON has no inf/NaN: write them as the strings "inf" / null."""
@@ -37,16 +39,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="setting A model families (default: all of " + ", ".join(FAMILIES) + ")")
     parser.add_argument("--out", type=Path, default=Path("artifacts/flex"), help="folder for the CSV and JSON")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        parser.error(f"--seeds must be at least 1 and at most {MAX_SEEDS}, got {args.seeds}")
     unknown = [f for f in args.families or () if f not in FAMILIES]
     if unknown:
         parser.error(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
     if args.families and args.setting == "context":
         parser.error("--families applies to --setting weights only")
+    from ..training.checkpoint import CheckpointDirError, check_writable
+
+    try:  # before the experiment: a folder found unusable after it would cost the whole run
+        check_writable(args.out, "--out")
+    except CheckpointDirError as err:
+        parser.error(str(err))
+    try:
+        prof = args.profile or profile()
+    except ValueError as err:  # ATTNFLEX_PROFILE set to something that is not a profile
+        parser.error(str(err))
     from .switching import run_switching
 
-    prof = args.profile or profile()
     result = run_switching(args.setting, profile_name=prof, seeds=args.seeds, progress=True,
                            families=tuple(args.families or FAMILIES))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ not: merge them into the base model first).
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -21,8 +22,8 @@ import torch
 from torch import nn
 
 from ..profiles import PROFILES
-from ..recipes.codecs import CODECS, Codec, InputError, codec_for
-from ..training.checkpoint import load_checkpoint
+from ..training.checkpoint import HASH_KEY, load_checkpoint
+from .codecs import CODECS, Codec, InputError, codec_for
 
 
 class ServeSetupError(ValueError):
@@ -79,6 +80,7 @@ class ModelInfo:
     step: int
     path: str
     n_params: int
+    verified: bool = False      # the checkpoint carried a SHA-256 of its tensors, and it matched
 
 
 class Predictor:
@@ -102,13 +104,27 @@ class Predictor:
         unknown = sorted(set(request) - {"input", *options})
         if unknown:
             raise InputError(f"unknown request fields {unknown}; expected \"input\""
-                             + "".join(f", \"{k}\"" for k in options))
+                             + "".join(f", \"{k}\"" for k in options), field=unknown[0])
         inputs = self.codec.encode(request["input"])
         with self._lock, torch.inference_mode():
             start = time.perf_counter()                     # the model's time, not the wait for it
             result = self.codec.predict(self.model, inputs, **options)
             seconds = time.perf_counter() - start
         return {"task": self.info.task, **result, "model_ms": round(1e3 * seconds, 3)}
+
+    def self_test(self) -> str | None:
+        """Answer the codec's example; None if the answer is finite JSON, else what went wrong.
+
+        A model whose weights load but give NaN would make every request a 500 while a bare
+        liveness check said ok: /health and /ready report this instead."""
+        try:
+            answer = self.predict({"input": self.codec.example()})
+            json.dumps(answer, allow_nan=False)
+        except ValueError as err:
+            return f"the model's answer to its example is not finite JSON ({err})"
+        except Exception as err:  # a model that cannot answer at all
+            return f"the model failed on its example: {type(err).__name__}: {err}"
+        return None
 
 
 def load_predictor(path: str | os.PathLike, *, task: str | None = None,
@@ -132,5 +148,6 @@ def load_predictor(path: str | os.PathLike, *, task: str | None = None,
     model = codec.new_model()
     model.load_state_dict(ckpt["model"])                       # strict: names and shapes matched above
     info = ModelInfo(task=codec.recipe, profile=codec.profile, step=int(ckpt["step"]), path=str(path),
-                     n_params=sum(p.numel() for p in model.parameters()))
+                     n_params=sum(p.numel() for p in model.parameters()),
+                     verified=HASH_KEY in ckpt)
     return Predictor(model, codec, info)

@@ -3,10 +3,17 @@
 A checkpoint is a dict of tensors and plain data (no pickled code), so ``torch.load(...,
 weights_only=True)`` reads it and a file carrying anything else is refused before it can run.
 Random-number states are stored as tensors and ints for the same reason.
+
+Integrity: ``save_training_checkpoint`` records a SHA-256 of every tensor in the checkpoint
+(``tensors_sha256``) and ``load_checkpoint`` recomputes it, so a flipped bit on disk is refused with
+the file's name instead of being served. Checkpoints written before the hash existed carry none and
+still load (unverified). Model weights that are not finite (NaN, ±inf) are refused at load.
+A run holds ``lock_directory(dir)`` on its checkpoint folder, so a second run into it stops at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -18,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from torch import nn
 
 FORMAT = "attnflex-lab-checkpoint"
 VERSION = 1
 _NAME = re.compile(r"step_(\d+)\.pt$")
+LOCK_NAME = ".attnflex.lock"  # in the checkpoint folder while a run writes there
 
 
 class CheckpointError(ValueError):
@@ -64,6 +73,45 @@ def check_fresh_directory(directory: str | os.PathLike) -> None:
             f"(newest {found[-1].name}) from an earlier run: pass --resume {directory} "
             f"(fit: resume=...) to go on from it, --overwrite (fit: overwrite=True) to delete them "
             f"first, or pick an empty folder")
+
+
+def check_writable(directory: str | os.PathLike, flag: str = "the folder") -> Path:
+    """Create ``directory`` if needed and write (then delete) a small file in it, before any work.
+
+    A run that learns its output folder is unusable only when it saves costs the whole run; this
+    costs a file. Raises CheckpointDirError naming ``flag`` and the reason."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointDirError(f"{flag} {str(directory)!r} is a file, not a folder")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory) as probe:
+            probe.write(b"attnflex-lab write check")
+            probe.flush()
+    except OSError as err:
+        raise CheckpointDirError(f"{flag} {str(directory)!r} is not writable: "
+                                 f"{err.strerror or err}") from None
+    return directory
+
+
+@contextlib.contextmanager
+def lock_directory(directory: str | os.PathLike, flag: str = "--checkpoint-dir"):
+    """Hold an exclusive lock on a checkpoint folder for a run; a second holder fails at once.
+
+    Two runs writing into one folder lose each other's checkpoints (pruning keeps the newest steps
+    of either). ``filelock`` takes an OS lock (flock on POSIX) that dies with the process, so a
+    killed run never leaves the folder locked."""
+    directory = check_writable(directory, flag)
+    lock = FileLock(directory / LOCK_NAME, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise CheckpointDirError(f"{flag} {str(directory)!r} is in use by another run (it holds "
+                                 f"{LOCK_NAME}); wait for it to finish or pick another folder") from None
+    try:
+        yield directory
+    finally:
+        lock.release()
 
 
 def clear_checkpoints(directory: str | os.PathLike) -> list[Path]:
@@ -174,7 +222,54 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     missing = [k for k in needed if k not in data]
     if missing:
         raise CheckpointError(f"{str(path)!r} lacks the entries {missing}")
+    _verify_tensors(path, data)
     return data
+
+
+# --- integrity: a hash of every tensor, and finite weights -----------------------------------------
+
+HASH_KEY = "tensors_sha256"
+
+
+def _tensor_leaves(obj, prefix: str = ""):
+    """(path, tensor) for every tensor in nested dicts/lists/tuples, in an order fixed by the keys."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for key in sorted(obj, key=str):
+            if not (prefix == "" and key == HASH_KEY):
+                yield from _tensor_leaves(obj[key], f"{prefix}/{key}")
+    elif isinstance(obj, list | tuple):
+        for i, item in enumerate(obj):
+            yield from _tensor_leaves(item, f"{prefix}/{i}")
+
+
+def tensors_sha256(checkpoint: dict) -> str:
+    """SHA-256 over every tensor of a checkpoint (its path, dtype, shape and bytes), plain data
+    aside: what a flipped bit on disk changes in the numbers a model or a resume would use."""
+    digest = hashlib.sha256()
+    for where, tensor in _tensor_leaves(checkpoint):
+        tensor = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{where}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _verify_tensors(path: Path, data: dict) -> None:
+    """Refuse a checkpoint whose tensors changed since saving, or whose weights are not finite.
+    One written before hashes were recorded (no ``tensors_sha256``) is only checked for finiteness."""
+    recorded = data.get(HASH_KEY)
+    if recorded is not None and tensors_sha256(data) != recorded:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupt: its tensors do not match the SHA-256 recorded when "
+            f"it was saved (a changed bit on disk or in a copy); refusing to use it, restore it from "
+            f"a good copy or go on from an earlier step")
+    bad = [name for name, t in data["model"].items()
+           if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds weights that are not finite (NaN or "
+                              f"inf) in {bad[:5]}{' ...' if len(bad) > 5 else ''}: the run diverged "
+                              f"before this step; go on from an earlier checkpoint")
 
 
 # --- random-number states as tensors and plain data ---------------------------------------------
@@ -234,6 +329,7 @@ def save_training_checkpoint(directory, state, scheduler, scaler, callbacks, *, 
         "callbacks": {str(i): cb.state_dict() for i, cb in enumerate(callbacks)
                       if hasattr(cb, "state_dict")},
     }
+    ckpt[HASH_KEY] = tensors_sha256(ckpt)          # checked by load_checkpoint
     path = save_atomic(ckpt, checkpoint_path(directory, state.step))
     if keep:
         prune_checkpoints(directory, keep, newest=path)

@@ -17,19 +17,25 @@ import math
 import torch
 from torch import nn
 
+from ..kv_cache import generate_greedy
 from ..models.classifier import AttentionPoolingClassifier, ClassifierConfig, MeanPoolingClassifier
 from ..models.transformer import SequenceEncoder, TinyGPT
 from ..models.vit import TinyViT, ViTConfig
 from ..modules import run_with_cache
 from ..profiles import by_profile
+from ..recipes import dates, dates_transformer, digits, lm, sequence
 from ..tasks.dates import MAX_SOURCE_LEN, SOURCE_VOCAB, TARGET_VOCAB
 from ..tasks.long_dates import MAX_LONG_SOURCE_LEN
 from ..tasks.text import CharTokenizer, make_corpus
-from . import dates, dates_transformer, digits, lm, sequence
 
 
 class InputError(ValueError):
-    """Request input a codec cannot encode; the message is meant for the client."""
+    """Request input a codec cannot encode; the message is meant for the client, ``field`` names
+    the request field at fault (the server answers 422 with it)."""
+
+    def __init__(self, message: str, field: str = "input"):
+        super().__init__(message)
+        self.field = field
 
 
 def _attention(weights: torch.Tensor, axes: list[str], **labels) -> dict:
@@ -250,7 +256,8 @@ class CharLMCodec(Codec):
     def options(self, request: dict) -> dict:
         n_new = request.get("max_new_tokens", 32)
         if isinstance(n_new, bool) or not isinstance(n_new, int) or not 1 <= n_new <= self.MAX_NEW:
-            raise InputError(f"max_new_tokens must be an integer in 1..{self.MAX_NEW}, got {n_new!r}")
+            raise InputError(f"max_new_tokens must be an integer in 1..{self.MAX_NEW}, got {n_new!r}",
+                             field="max_new_tokens")
         return {"max_new_tokens": n_new}
 
     def encode(self, value) -> tuple[torch.Tensor, ...]:
@@ -267,10 +274,25 @@ class CharLMCodec(Codec):
         (idx,) = inputs
         _, cache = run_with_cache(model, idx, names="hook_pattern")
         last_row = cache.patterns()[:, 0, :, -1]                    # (L, 1, H, T, T) -> (L, H, T)
-        out = model.generate(idx, max_new_tokens, top_k=1)          # top_k=1: greedy, repeatable
+        out = _greedy(model, idx, max_new_tokens)                   # (1, T + n)
         return {"prediction": self.tokenizer.decode(out[0, idx.shape[1]:]),
                 "attention": _attention(last_row, ["layer", "head", "input"], query="last prompt "
                                         "character", input_labels=list(self.tokenizer.decode(idx[0])))}
+
+
+def _greedy(model: TinyGPT, idx: torch.Tensor, n_new: int) -> torch.Tensor:
+    """Append ``n_new`` argmax tokens to idx (1, T), the context cropped to the block size.
+
+    The KV-cache path (``kv_cache.generate_greedy``) where prompt and answer fit one block; plain
+    argmax over the cropped context where they do not. Neither samples, so an answer is the same
+    every time and the global random state is left alone (top-k 1 through multinomial drew from it).
+    """
+    if idx.shape[1] + n_new <= model.cfg.block_size:
+        return generate_greedy(model, idx, n_new)
+    for _ in range(n_new):
+        logits = model(idx[:, -model.cfg.block_size:])[:, -1]      # (1, V)
+        idx = torch.cat([idx, logits.argmax(-1, keepdim=True)], dim=1)  # (1, T + 1)
+    return idx
 
 
 CODECS: dict[str, type[Codec]] = {

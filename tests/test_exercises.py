@@ -37,6 +37,42 @@ def _dq_by_autograd(q, k, v, grad_out, scale):
     return grad
 
 
+def _dk_by_autograd(q, k, v, grad_out, scale):
+    k = k.clone().requires_grad_()
+    out, _ = functional.attention(q, k, v, scale=scale)
+    (grad,) = torch.autograd.grad(out, k, grad_out)
+    return grad
+
+
+def _additive_by_autograd(q, k, w_q, w_k, v_a, grad_scores):
+    q, k, v_a = (t.clone().requires_grad_() for t in (q, k, v_a))
+    scores = functional.additive_scores(q, k, w_q, w_k, v_a)   # (B, T, S)
+    return torch.autograd.grad(scores, (q, k, v_a), grad_scores)
+
+
+def _additive_without_tanh_derivative(q, k, w_q, w_k, v_a, grad_scores):
+    """The slip of dropping tanh's derivative (1 − h²): right shapes, wrong values."""
+    hidden = torch.tanh((q @ w_q.T).unsqueeze(-2) + (k @ w_k.T).unsqueeze(-3))  # (B, T, S, A)
+    grad_pre = grad_scores.unsqueeze(-1) * v_a                                   # (B, T, S, A)
+    return (grad_pre.sum(-2) @ w_q, grad_pre.sum(-3) @ w_k,
+            (grad_scores.unsqueeze(-1) * hidden).sum((0, 1, 2)))
+
+
+def _layernorm_by_autograd(x, gamma, grad_out, eps):
+    x, gamma = x.clone().requires_grad_(), gamma.clone().requires_grad_()
+    beta = torch.zeros_like(gamma, requires_grad=True)
+    y = torch.nn.functional.layer_norm(x, x.shape[-1:], gamma, beta, eps)
+    return torch.autograd.grad(y, (x, gamma, beta), grad_out)
+
+
+def _layernorm_sigma_held_constant(x, gamma, grad_out, eps):
+    """The slip of treating σ as a constant: the x̂ ⊙ mean(ĝ ⊙ x̂) term is missing."""
+    sigma = (x.var(-1, unbiased=False, keepdim=True) + eps).sqrt()
+    x_hat = (x - x.mean(-1, keepdim=True)) / sigma
+    g_hat = grad_out * gamma
+    return (g_hat - g_hat.mean(-1, keepdim=True)) / sigma, (grad_out * x_hat).sum((0, 1)), grad_out.sum((0, 1))
+
+
 def _split_heads_by_slicing(x, n_heads):
     B, T, C = x.shape
     width = C // n_heads
@@ -232,6 +268,9 @@ REFERENCES = {
     "02.softmax_backward": _softmax_backward_by_autograd,
     "02.attention_dv": _dv_by_autograd,
     "02.attention_dq": _dq_by_autograd,
+    "02.attention_dk": _dk_by_autograd,
+    "02.additive_backward": _additive_by_autograd,
+    "05.layernorm_backward": _layernorm_by_autograd,
     "03.feature_map_to_regions": _regions_by_loop,
     "03.confusion_counts": _confusion_by_loop,
     "04.additive_attention_weights": _additive_by_loop,
@@ -261,6 +300,9 @@ WRONG = {
     "02.softmax_backward": lambda p, g: p * g,                           # forgot the −⟨g, p⟩ term
     "02.attention_dv": lambda w, g: (w.transpose(-2, -1) @ g) / w.shape[-2],  # averaged, not summed
     "02.attention_dq": lambda q, k, v, g, scale: _dq_by_autograd(q, k, v, g, 1.0) * scale,  # scale once
+    "02.attention_dk": lambda q, k, v, g, scale: _dk_by_autograd(q, k, v, g, scale) / scale,  # scale dropped
+    "02.additive_backward": _additive_without_tanh_derivative,              # tanh' taken as 1
+    "05.layernorm_backward": _layernorm_sigma_held_constant,                  # σ treated as a constant
     "05.split_heads": lambda x, n: x.reshape(x.shape[0], n, x.shape[1], x.shape[2] // n),  # mixes T and H
     "05.sinusoidal_encoding": lambda T, d: _sinusoid_by_formula(T, d)[:, torch.arange(d) ^ 1],  # sin↔cos
     "05.mha_forward": lambda *args: _mha_by_module(*args[:-1], None),      # the mask forgotten

@@ -35,6 +35,10 @@ register(Exercise(
     make_inputs=_score_inputs,
     hint="transpose only the last two dims of k (k.transpose(-2, -1), not k.T) and divide by "
          "the square root of d = q.shape[-1], not by d.",
+    hints=("entry (i, j) is the dot product of query i with key j: one batched matmul gives all of them.",
+           "q @ k.transpose(-2, -1) has shape (B, T, S); k.T would reverse every dim of a 3-D tensor.",
+           "divide by math.sqrt(d) with d = q.shape[-1]: the scale keeps the scores' variance near 1."),
+    guards=("attnflex_lab.functional:scaled_dot_scores", "attnflex_lab.functional:dot_scores"),
 ))
 
 # --- 01.masked_softmax ------------------------------------------------------------------------
@@ -68,6 +72,10 @@ register(Exercise(
     hint="fill masked scores with -inf before the softmax; a row that is all -inf gives 0/0 = NaN, "
          "so handle it (replace its max by 0, and divide by 1 where the row sum is 0). "
          "Filling with -1e9 instead gives a fully masked row uniform weights, not zeros.",
+    hints=("a masked entry should contribute exp(score) = 0 to its row: which score has that exponential?",
+           "masked_fill(~mask, float('-inf')) then a stable softmax; now try a row whose mask is all False.",
+           "an all -inf row gives 0/0 = NaN: replace a -inf row max by 0 and divide by 1 where the row sum is 0."),
+    guards=("attnflex_lab.functional:masked_softmax", "attnflex_lab.ops:softmax"),
 ))
 
 # --- 01.attention_pool ------------------------------------------------------------------------
@@ -97,6 +105,10 @@ register(Exercise(
     make_inputs=_pool_inputs,
     hint="one score per position: e @ w_a has shape (B, T); the softmax runs over T (dim=-1 of "
          "the scores), and the context sums alpha[..., None] * e over T (dim=-2).",
+    hints=("each position t gets one number, e_t · w_a; the weights are a softmax over the positions.",
+           "e @ w_a is (B, T); softmax over dim=-1 gives alpha (B, T).",
+           "context = (alpha.unsqueeze(-1) * e).sum(dim=-2): weight each row of e, add them up over T."),
+    guards=("attnflex_lab.functional:attention_pool", "attnflex_lab.ops:attention_pool"),
 ))
 
 # --- 01.nadaraya_watson -----------------------------------------------------------------------
@@ -126,4 +138,8 @@ register(Exercise(
     make_inputs=_kernel_inputs,
     hint="build the (T, S) table of differences x_query[:, None] - x_keys[None, :]; the softmax "
          "runs over the keys (dim=-1), and the bandwidth h is squared in 2h².",
+    hints=("the score of key j for query x is -(x - x_j)² / (2h²): close keys score high.",
+           "broadcast x_query[:, None] - x_keys[None, :] to a (T, S) table; softmax over the keys, dim=-1.",
+           "the prediction is the weighted average of y: weights (T, S) @ y_values (S,) -> (T,)."),
+    guards=("attnflex_lab.functional:nadaraya_watson",),
 ))

@@ -1,8 +1,8 @@
 """Lesson 02 exercises: backward passes by hand (softmax, dV, dQ and dK of attention, additive scores).
 
 Every check here runs the learner's function with autograd off and the package's backward switched
-off (``guard.py``): the gradient has to be derived. Inputs are float64 so that a right answer matches the model answer to ~1e-12, and T ≠ S so that a
-missing transpose shows up as a wrong shape rather than a silent mistake.
+off (``guard.py``): the gradient has to be derived. Inputs are float64 so that a right answer
+matches the model answer to ~1e-12, and T ≠ S so that a missing transpose shows up as a wrong shape rather than a silent mistake.
 """
 
 import torch

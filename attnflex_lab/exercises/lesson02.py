@@ -2,7 +2,8 @@
 
 Every check here runs the learner's function with autograd off and the package's backward switched
 off (``guard.py``): the gradient has to be derived. Inputs are float64 so that a right answer
-matches the model answer to ~1e-12, and T ≠ S so that a missing transpose shows up as a wrong shape rather than a silent mistake.
+matches the model answer to ~1e-12, and T ≠ S so that a missing transpose shows up as a wrong shape
+rather than a silent mistake.
 """
 
 import torch

@@ -347,11 +347,48 @@ def _trials(exercise_id, trials=3):
     return [ex.make_inputs(gen) for _ in range(trials)]
 
 
+# Graded by behaviour (the loss falls from an untrained start), not against one expected output.
+BEHAVIOURAL = {"05.training_loop"}
+
+
 def test_every_exercise_has_an_independent_reference():
-    assert {ex.id for ex in ALL} == set(REFERENCES)
+    assert {ex.id for ex in ALL} == set(REFERENCES) | BEHAVIOURAL
 
 
-@pytest.mark.parametrize("ex", ALL, ids=[ex.id for ex in ALL])
+def _loop_without_step(model, get_batch, steps, lr):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        ids, targets = get_batch()
+        loss = torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()                      # optimizer.step() forgotten: nothing learns
+        losses.append(loss.item())
+    return losses
+
+
+def _loop_returning_tensors(model, get_batch, steps, lr):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        ids, targets = get_batch()
+        loss = torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss)                  # keeps every step's graph alive
+    return losses
+
+
+def test_the_training_loop_is_graded_by_what_it_learns():
+    assert check("05.training_loop", exercises.get("05.training_loop").solution).status == "correct"
+    with pytest.raises(ExerciseError, match="should fall"):
+        check("05.training_loop", _loop_without_step)
+    with pytest.raises(ExerciseError, match="finite Python float"):
+        check("05.training_loop", _loop_returning_tensors)
+
+
+@pytest.mark.parametrize("ex", [ex for ex in ALL if ex.id not in BEHAVIOURAL], ids=lambda ex: ex.id)
 def test_model_answer_matches_an_independent_reference(ex):
     for args in _trials(ex.id):
         got, expected = ex.solution(*args), REFERENCES[ex.id](*args)

@@ -58,6 +58,8 @@ class Exercise:
     compare: Callable | None = field(default=None, repr=False)  # custom (got, expected) -> problem or None
     guards: tuple[str, ...] = ()              # "module:function" switched off while the learner's code runs
     no_autograd: bool = False                 # derive it: the learner's code runs under torch.no_grad()
+    reference: Callable | None = field(default=None, repr=False)  # expected output, where running the
+    # model answer would change the inputs (a training loop trains the model it is given); default solution
 
     def graduated_hints(self) -> tuple[str, ...]:
         return self.hints or ((self.hint,) if self.hint else ())
@@ -171,7 +173,7 @@ def _grade(ex: Exercise, learner_fn: Callable, seed: int) -> Feedback:
     gen = torch.Generator().manual_seed(seed)
     for trial in range(ex.trials):
         args = ex.make_inputs(gen)
-        expected = ex.solution(*args)
+        expected = (ex.reference or ex.solution)(*args)
         try:
             got = _run_guarded(ex, learner_fn, args)
         except NotImplementedError:

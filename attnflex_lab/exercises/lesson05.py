@@ -1,8 +1,10 @@
 """Lesson 05 exercises: the pieces of multi-head self-attention."""
 
+import copy
 import math
 
 import torch
+import torch.nn.functional as F
 
 from ..modules import TransformerBlock
 from . import Exercise, register
@@ -229,4 +231,69 @@ register(Exercise(
            "with ĝ = γ ⊙ dy: dx = (ĝ − mean(ĝ) − x̂ ⊙ mean(ĝ ⊙ x̂)) / σ, means over the last dim."),
     no_autograd=True,
     atol=1e-10, rtol=1e-8,
+))
+
+
+# --- the training loop: the learner trains their own TinyGPT with it ---------------------------------
+
+def train_loop(model, get_batch, steps, lr):
+    """AdamW on next-token cross-entropy for ``steps`` steps; returns every step's loss (floats)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        ids, targets = get_batch()                                         # (B, T), (B, T)
+        logits = model(ids)                                                # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())    # mean over the B·T positions
+        optimizer.zero_grad(set_to_none=True)                              # else gradients add up across steps
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def _loop_inputs(gen: torch.Generator):
+    V, T = 8, 6
+    stream = (3 * torch.arange(400) + 1) % V                               # a sequence whose next token is a function of this one
+    model = torch.nn.Embedding(V, V)                                       # a bigram model: ids (B, T) -> logits (B, T, V)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(V, V, generator=gen))
+    batch_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+
+    def get_batch():
+        starts = torch.randint(0, len(stream) - T - 1, (16,), generator=batch_gen)   # (B,)
+        idx = starts[:, None] + torch.arange(T)                                      # (B, T)
+        return stream[idx], stream[idx + 1]                                          # inputs, next tokens
+    return model, get_batch, 40, 0.1
+
+
+def _compare_losses(got, expected) -> str | None:
+    if not isinstance(got, (list, tuple)) or len(got) != len(expected):
+        return f"return the list of the {len(expected)} step losses, got {_describe(got)}"
+    if not all(isinstance(v, float) and math.isfinite(v) for v in got):
+        return "every loss should be a finite Python float (loss.item()), not a tensor that keeps its graph"
+    if abs(got[0] - expected[0]) > 1.0:
+        return (f"the first loss is {got[0]:.3f} but an untrained model gives about {expected[0]:.3f}: "
+                "is it the cross-entropy of the logits against the next tokens?")
+    if sum(got[-5:]) / 5 > 0.5 * got[0]:
+        return (f"the loss went from {got[0]:.3f} to {sum(got[-5:]) / 5:.3f} (mean of the last 5): it should fall "
+                "by half or more. Is optimizer.step() called, and zero_grad() before each backward?")
+    return None
+
+
+register(Exercise(
+    id="05.training_loop",
+    prompt="Write train_loop(model, get_batch, steps, lr): AdamW, and per step a batch, the logits, the "
+           "next-token cross-entropy, zero_grad, backward, step; return the list of losses.",
+    solution=train_loop,
+    reference=lambda model, get_batch, steps, lr: train_loop(copy.deepcopy(model), get_batch, steps, lr),
+    make_inputs=_loop_inputs,
+    compare=_compare_losses,
+    hint="cross_entropy wants (N, V) logits and (N,) targets: flatten (B, T, V) -> (B·T, V); call "
+         "optimizer.zero_grad() before loss.backward(), then optimizer.step(); append loss.item().",
+    hints=("five lines inside the loop: a batch, a forward pass, a loss, a backward pass, an update.",
+           "F.cross_entropy(logits.flatten(0, 1), targets.flatten()): it wants (N, V) logits and (N,) targets.",
+           "optimizer = torch.optim.AdamW(model.parameters(), lr=lr) once, before the loop; per step "
+           "zero_grad(), loss.backward(), step(), and losses.append(loss.item())."),
+    guards=("attnflex_lab.training.train:fit",),
+    trials=2,
 ))

@@ -253,8 +253,8 @@ def train_loop(model, get_batch, steps, lr):
 
 def _loop_inputs(gen: torch.Generator):
     V, T = 8, 6
-    stream = (3 * torch.arange(400) + 1) % V                               # a sequence whose next token is a function of this one
-    model = torch.nn.Embedding(V, V)                                       # a bigram model: ids (B, T) -> logits (B, T, V)
+    stream = (3 * torch.arange(400) + 1) % V       # (N,): the next token is a function of this one
+    model = torch.nn.Embedding(V, V)               # a bigram model: ids (B, T) -> logits (B, T, V)
     with torch.no_grad():
         model.weight.copy_(torch.randn(V, V, generator=gen))
     batch_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))

@@ -1,7 +1,8 @@
 """One set of symbols across the lab: the notation appendix, the aliases it retired, and one sense per
 symbol within each lesson.
 
-The appendix ``notebooks/notation.md`` holds the table every lesson follows (lesson 00 links it). These tests read that table, check that it gives each
+The appendix ``notebooks/notation.md`` holds the table every lesson follows (lesson 00 links it).
+These tests read that table, check that it gives each
 symbol one meaning, and check that the aliases the lessons used to mix in (FlashAttention's S, L, D,
 Bahdanau's e_tj and s_{t-1}, the plain L for the loss, D_h, d_model in formulas...) appear neither in
 any lesson's text and code comments nor in the docstrings and comments of the hand-derived ops.

@@ -12,8 +12,14 @@ import torch
 from attnflex_lab import exercises, functional, modules, ops, perf, positional
 from attnflex_lab.exercises import ExerciseError, check, guard
 
+
 # Lessons whose every exercise must carry a guard and appear below. TODO(issue 22): lessons 03, 04,
 # 07–12 adopt the guard as their owners edit them (add guards=/no_autograd= and a LEAKS entry).
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
+
+
 GUARDED_LESSONS = ("00", "01", "02", "05", "06")
 NO_PACKAGE_TWIN = {"05.split_heads": "the package splits heads inline in MultiHeadAttention.forward",
                    "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off"}

@@ -11,6 +11,12 @@ from attnflex_lab import exercises, functional, perf
 from attnflex_lab.exercises import ExerciseError, check, describe_difference, show_solution
 from attnflex_lab.modules import MultiHeadAttention, SinusoidalPositionalEncoding, causal_mask
 
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
+
+
 ALL = exercises.all_exercises()
 F64 = torch.float64
 

@@ -30,6 +30,14 @@ def _grad(fn, wrt, upstream):
     return torch.autograd.grad(fn(*wrt), wrt, upstream)
 
 
+def _entropy_slope_by_autograd(z, tau):
+    def entropy(t):
+        return [-(torch.softmax(row / t, -1) * torch.log_softmax(row / t, -1)).sum() for row in z]
+    one = torch.tensor(1.0, dtype=z.dtype)
+    return torch.stack([_grad(lambda t, b=b: entropy(t)[b], [torch.tensor(tau, dtype=z.dtype)], one)[0]
+                        for b in range(len(z))])
+
+
 def _block_by_module(x, block, mask):
     return block(x, mask)
 
@@ -40,6 +48,7 @@ LEAKS = {
     "01.masked_softmax": lambda s, m: functional.masked_softmax(s, m),
     "01.attention_pool": lambda e, w: functional.attention_pool(e, w),
     "01.nadaraya_watson": lambda *args: functional.nadaraya_watson(*args)[0],
+    "01.entropy_slope": lambda z, tau: _entropy_slope_by_autograd(z, tau),
     "02.softmax_backward": lambda p, g: _grad(lambda x: ops.softmax(x), [p.log()], g)[0],
     "02.attention_dv": lambda w, g: _grad(lambda v: w @ v, [torch.zeros(*w.shape[:-2], w.shape[-1], g.shape[-1],
                                                                         dtype=w.dtype)], g)[0],

@@ -79,6 +79,15 @@ def _layernorm_sigma_held_constant(x, gamma, grad_out, eps):
     return (g_hat - g_hat.mean(-1, keepdim=True)) / sigma, (grad_out * x_hat).sum((0, 1)), grad_out.sum((0, 1))
 
 
+def _entropy_slope_by_autograd(z, tau):
+    tau_leaf = torch.tensor(tau, dtype=z.dtype, requires_grad=True)
+    alpha = torch.softmax(z / tau_leaf, dim=-1)                         # (B, S)
+    entropy = -(alpha * alpha.log()).sum(-1)                            # (B,)
+    upstream = torch.zeros_like(entropy)
+    return torch.stack([torch.autograd.grad(entropy, tau_leaf, upstream.index_fill(0, torch.tensor([b]), 1.0),
+                                            retain_graph=True)[0] for b in range(len(entropy))])
+
+
 def _split_heads_by_slicing(x, n_heads):
     B, T, C = x.shape
     width = C // n_heads
@@ -271,6 +280,7 @@ REFERENCES = {
     "01.masked_softmax": functional.masked_softmax,
     "01.attention_pool": functional.attention_pool,
     "01.nadaraya_watson": lambda *args: functional.nadaraya_watson(*args)[0],
+    "01.entropy_slope": _entropy_slope_by_autograd,
     "02.softmax_backward": _softmax_backward_by_autograd,
     "02.attention_dv": _dv_by_autograd,
     "02.attention_dq": _dq_by_autograd,
@@ -303,6 +313,7 @@ REFERENCES = {
 
 # Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
 WRONG = {
+    "01.entropy_slope": lambda z, tau: _entropy_slope_by_autograd(z, tau) * tau,  # Var/τ², a power of τ lost
     "02.softmax_backward": lambda p, g: p * g,                           # forgot the −⟨g, p⟩ term
     "02.attention_dv": lambda w, g: (w.transpose(-2, -1) @ g) / w.shape[-2],  # averaged, not summed
     "02.attention_dq": lambda q, k, v, g, scale: _dq_by_autograd(q, k, v, g, 1.0) * scale,  # scale once

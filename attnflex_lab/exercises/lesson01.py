@@ -143,3 +143,34 @@ register(Exercise(
            "the prediction is the weighted average of y: weights (T, S) @ y_values (S,) -> (T,)."),
     guards=("attnflex_lab.functional:nadaraya_watson",),
 ))
+
+# --- 01.entropy_slope: a derivation, graded with autograd off -----------------------------------
+
+
+def entropy_slope(z: torch.Tensor, tau: float) -> torch.Tensor:
+    """dH/dτ for α = softmax(z/τ) and H = −Σ α log α over the last dim: Var_α(z) / τ³."""
+    alpha = torch.softmax(z / tau, dim=-1)                         # (..., S)
+    mean = (alpha * z).sum(dim=-1, keepdim=True)                   # E_α[z]: (..., 1)
+    return (alpha * (z - mean) ** 2).sum(dim=-1) / tau**3          # Var_α(z) / τ³: (...)
+
+
+def _slope_inputs(gen: torch.Generator):
+    z = 2 * torch.randn(4, 7, generator=gen, dtype=torch.float64)            # (B, S) scores
+    tau = float(torch.empty(1, dtype=torch.float64).uniform_(0.3, 3.0, generator=gen))
+    return z, tau
+
+
+register(Exercise(
+    id="01.entropy_slope",
+    prompt="Derive and write entropy_slope(z, tau): dH/dτ in closed form for α = softmax(z / τ) over the "
+           "last dim and H = −Σ α log α; z (..., S) -> (...). Autograd is off in the check.",
+    solution=entropy_slope,
+    make_inputs=_slope_inputs,
+    hint="with lse = log Σ exp(z/τ): log α_j = z_j/τ − lse, so H = lse − E_α[z]/τ; differentiating gives "
+         "dH/dτ = Var_α(z) / τ³ (the variance of the scores under the weights, divided by τ cubed).",
+    hints=("write log α_j = z_j/τ − lse with lse = log Σ_k exp(z_k/τ); then H = lse − E_α[z]/τ.",
+           "∂lse/∂τ = −E_α[z]/τ² and ∂α_j/∂τ = −α_j (z_j − E_α[z])/τ²; differentiate E_α[z]/τ with the product rule.",
+           "everything but a variance cancels: dH/dτ = Var_α(z)/τ³, Var_α(z) = Σ_j α_j (z_j − E_α[z])²."),
+    no_autograd=True,
+    atol=1e-10, rtol=1e-8,
+))

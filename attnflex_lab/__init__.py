@@ -6,6 +6,7 @@ Dimension legend used everywhere: B batch, H heads, T queries, S keys, D query/k
 from . import functional, gradcheck, metrics, modules, ops
 from ._meta import COLAB_URL, REPO_URL
 from .device import environment_report, in_colab, pick_device, seed_everything
+from .exercises import hint, progress
 from .profiles import PROFILES, by_profile, profile
 from .training import History, TrainConfig, evaluate, fit
 
@@ -24,11 +25,13 @@ __all__ = [
     "fit",
     "functional",
     "gradcheck",
+    "hint",
     "in_colab",
     "metrics",
     "modules",
     "ops",
     "pick_device",
     "profile",
+    "progress",
     "seed_everything",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m attnflex_lab doctor | train | bench | flex | serve``."""
+"""Command line: ``python -m attnflex_lab doctor | train | bench | flex | serve | progress``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def _dispatch(argv: list[str]) -> int:
                    help="attention elasticity: rule-switching experiment (--setting weights|context)")
     sub.add_parser("serve", add_help=False,
                    help="serve a trained checkpoint over HTTP (--checkpoint PATH [--port N])")
+    progress = sub.add_parser("progress", help="every exercise by lesson: passed / attempted / not attempted")
+    progress.add_argument("--file", default=None, help="progress file (default $ATTNFLEX_PROGRESS, "
+                                                       "else ~/.attnflex_lab/progress.json)")
     args, rest = parser.parse_known_args(argv)
     if args.command == "doctor":
         if rest:
@@ -41,6 +44,13 @@ def _dispatch(argv: list[str]) -> int:
         from .elasticity.cli import main as flex_main
 
         return flex_main(rest)
+    if args.command == "progress":
+        if rest:
+            parser.error(f"unexpected arguments {rest}")
+        from .exercises.progress_file import progress
+
+        print(progress(args.file))
+        return 0
     if args.command == "serve":
         from .serve.cli import main as serve_main
 

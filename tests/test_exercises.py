@@ -11,6 +11,12 @@ from attnflex_lab import exercises, functional, perf
 from attnflex_lab.exercises import ExerciseError, check, describe_difference, show_solution
 from attnflex_lab.modules import MultiHeadAttention, SinusoidalPositionalEncoding, causal_mask
 
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
+
+
 ALL = exercises.all_exercises()
 F64 = torch.float64
 
@@ -35,6 +41,51 @@ def _dq_by_autograd(q, k, v, grad_out, scale):
     out, _ = functional.attention(q, k, v, scale=scale)   # the autograd reference
     (grad,) = torch.autograd.grad(out, q, grad_out)
     return grad
+
+
+def _dk_by_autograd(q, k, v, grad_out, scale):
+    k = k.clone().requires_grad_()
+    out, _ = functional.attention(q, k, v, scale=scale)
+    (grad,) = torch.autograd.grad(out, k, grad_out)
+    return grad
+
+
+def _additive_by_autograd(q, k, w_q, w_k, v_a, grad_scores):
+    q, k, v_a = (t.clone().requires_grad_() for t in (q, k, v_a))
+    scores = functional.additive_scores(q, k, w_q, w_k, v_a)   # (B, T, S)
+    return torch.autograd.grad(scores, (q, k, v_a), grad_scores)
+
+
+def _additive_without_tanh_derivative(q, k, w_q, w_k, v_a, grad_scores):
+    """The slip of dropping tanh's derivative (1 − h²): right shapes, wrong values."""
+    hidden = torch.tanh((q @ w_q.T).unsqueeze(-2) + (k @ w_k.T).unsqueeze(-3))  # (B, T, S, A)
+    grad_pre = grad_scores.unsqueeze(-1) * v_a                                   # (B, T, S, A)
+    return (grad_pre.sum(-2) @ w_q, grad_pre.sum(-3) @ w_k,
+            (grad_scores.unsqueeze(-1) * hidden).sum((0, 1, 2)))
+
+
+def _layernorm_by_autograd(x, gamma, grad_out, eps):
+    x, gamma = x.clone().requires_grad_(), gamma.clone().requires_grad_()
+    beta = torch.zeros_like(gamma, requires_grad=True)
+    y = torch.nn.functional.layer_norm(x, x.shape[-1:], gamma, beta, eps)
+    return torch.autograd.grad(y, (x, gamma, beta), grad_out)
+
+
+def _layernorm_sigma_held_constant(x, gamma, grad_out, eps):
+    """The slip of treating σ as a constant: the x̂ ⊙ mean(ĝ ⊙ x̂) term is missing."""
+    sigma = (x.var(-1, unbiased=False, keepdim=True) + eps).sqrt()
+    x_hat = (x - x.mean(-1, keepdim=True)) / sigma
+    g_hat = grad_out * gamma
+    return (g_hat - g_hat.mean(-1, keepdim=True)) / sigma, (grad_out * x_hat).sum((0, 1)), grad_out.sum((0, 1))
+
+
+def _entropy_slope_by_autograd(z, tau):
+    tau_leaf = torch.tensor(tau, dtype=z.dtype, requires_grad=True)
+    alpha = torch.softmax(z / tau_leaf, dim=-1)                         # (B, S)
+    entropy = -(alpha * alpha.log()).sum(-1)                            # (B,)
+    upstream = torch.zeros_like(entropy)
+    return torch.stack([torch.autograd.grad(entropy, tau_leaf, upstream.index_fill(0, torch.tensor([b]), 1.0),
+                                            retain_graph=True)[0] for b in range(len(entropy))])
 
 
 def _split_heads_by_slicing(x, n_heads):
@@ -244,9 +295,13 @@ REFERENCES = {
     "01.masked_softmax": functional.masked_softmax,
     "01.attention_pool": functional.attention_pool,
     "01.nadaraya_watson": lambda *args: functional.nadaraya_watson(*args)[0],
+    "01.entropy_slope": _entropy_slope_by_autograd,
     "02.softmax_backward": _softmax_backward_by_autograd,
     "02.attention_dv": _dv_by_autograd,
     "02.attention_dq": _dq_by_autograd,
+    "02.attention_dk": _dk_by_autograd,
+    "02.additive_backward": _additive_by_autograd,
+    "05.layernorm_backward": _layernorm_by_autograd,
     "03.feature_map_to_regions": _regions_by_loop,
     "03.confusion_counts": _confusion_by_loop,
     "04.additive_attention_weights": _additive_by_loop,
@@ -274,9 +329,13 @@ REFERENCES = {
 
 # Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
 WRONG = {
+    "01.entropy_slope": lambda z, tau: _entropy_slope_by_autograd(z, tau) * tau,  # Var/τ², a power of τ lost
     "02.softmax_backward": lambda p, g: p * g,                           # forgot the −⟨g, p⟩ term
     "02.attention_dv": lambda w, g: (w.transpose(-2, -1) @ g) / w.shape[-2],  # averaged, not summed
     "02.attention_dq": lambda q, k, v, g, scale: _dq_by_autograd(q, k, v, g, 1.0) * scale,  # scale once
+    "02.attention_dk": lambda q, k, v, g, scale: _dk_by_autograd(q, k, v, g, scale) / scale,  # scale dropped
+    "02.additive_backward": _additive_without_tanh_derivative,              # tanh' taken as 1
+    "05.layernorm_backward": _layernorm_sigma_held_constant,                  # σ treated as a constant
     "05.split_heads": lambda x, n: x.reshape(x.shape[0], n, x.shape[1], x.shape[2] // n),  # mixes T and H
     "05.sinusoidal_encoding": lambda T, d: _sinusoid_by_formula(T, d)[:, torch.arange(d) ^ 1],  # sin↔cos
     "05.mha_forward": lambda *args: _mha_by_module(*args[:-1], None),      # the mask forgotten
@@ -322,11 +381,48 @@ def _trials(exercise_id, trials=3):
     return [ex.make_inputs(gen) for _ in range(trials)]
 
 
+# Graded by behaviour (the loss falls from an untrained start), not against one expected output.
+BEHAVIOURAL = {"05.training_loop"}
+
+
 def test_every_exercise_has_an_independent_reference():
-    assert {ex.id for ex in ALL} == set(REFERENCES)
+    assert {ex.id for ex in ALL} == set(REFERENCES) | BEHAVIOURAL
 
 
-@pytest.mark.parametrize("ex", ALL, ids=[ex.id for ex in ALL])
+def _loop_without_step(model, get_batch, steps, lr):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        ids, targets = get_batch()
+        loss = torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()                      # optimizer.step() forgotten: nothing learns
+        losses.append(loss.item())
+    return losses
+
+
+def _loop_returning_tensors(model, get_batch, steps, lr):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        ids, targets = get_batch()
+        loss = torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss)                  # keeps every step's graph alive
+    return losses
+
+
+def test_the_training_loop_is_graded_by_what_it_learns():
+    assert check("05.training_loop", exercises.get("05.training_loop").solution).status == "correct"
+    with pytest.raises(ExerciseError, match="should fall"):
+        check("05.training_loop", _loop_without_step)
+    with pytest.raises(ExerciseError, match="finite Python float"):
+        check("05.training_loop", _loop_returning_tensors)
+
+
+@pytest.mark.parametrize("ex", [ex for ex in ALL if ex.id not in BEHAVIOURAL], ids=lambda ex: ex.id)
 def test_model_answer_matches_an_independent_reference(ex):
     for args in _trials(ex.id):
         got, expected = ex.solution(*args), REFERENCES[ex.id](*args)

@@ -1,6 +1,8 @@
-"""One set of symbols across the lab: lesson 00's notation table, and the aliases it retired.
+"""One set of symbols across the lab: the notation appendix, the aliases it retired, and one sense per
+symbol within each lesson.
 
-Lesson 00 holds the table every lesson follows. These tests read that table, check that it gives each
+The appendix ``notebooks/notation.md`` holds the table every lesson follows (lesson 00 links it).
+These tests read that table, check that it gives each
 symbol one meaning, and check that the aliases the lessons used to mix in (FlashAttention's S, L, D,
 Bahdanau's e_tj and s_{t-1}, the plain L for the loss, D_h, d_model in formulas...) appear neither in
 any lesson's text and code comments nor in the docstrings and comments of the hand-derived ops.
@@ -20,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-TABLE_NOTEBOOK = ROOT / "notebooks" / "00_welcome_and_setup.ipynb"
+TABLE_PAGE = ROOT / "notebooks" / "notation.md"
 PACKAGE_FILES = [ROOT / "attnflex_lab" / name for name in ("ops.py", "functional.py", "flash.py")]
 
 # Retired alias (a regex over math, text or comments) -> (the table's symbol that replaced it, why).
@@ -50,12 +52,10 @@ def _source(cell: dict) -> str:
     return "".join(cell["source"])
 
 
-def notation_table(path: Path = TABLE_NOTEBOOK) -> dict[str, str]:
+def notation_table(path: Path = TABLE_PAGE) -> dict[str, str]:
     """The table's rows as {symbol: meaning}, one entry per symbol of the first column."""
-    cell = next((_source(c) for c in _cells(path) if c["cell_type"] == "markdown" and "## 6. Notation" in _source(c)),
-                None)
-    assert cell is not None, f"{path.name} has no '## 6. Notation' cell"
-    rows = [line for line in cell.splitlines() if line.startswith("| $")]
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("| $")]
+    assert rows, f"{path.name} has no notation table"
     table: dict[str, str] = {}
     for row in rows:
         first, meaning = (part.strip() for part in row.strip("|").split("|")[:2])
@@ -106,7 +106,7 @@ def find_retired(texts) -> list[str]:
 def test_the_table_gives_each_symbol_one_meaning_and_holds_the_core_symbols():
     table = notation_table()
     for symbol in ("B", "H", "T", "S", "D", "D_v", "C", "L", "s", "Z", "z_{ij}", "P", "O", "M", r"\mathcal{L}", "dX"):
-        assert symbol in table, f"lesson 00's notation table lacks {symbol}"
+        assert symbol in table, f"the notation appendix lacks {symbol}"
     assert "count" in table["S"] and "scale" in table["s"], "S counts keys and s is the scale"
 
 
@@ -114,19 +114,19 @@ def test_every_retired_alias_has_its_replacement_in_the_table():
     table = notation_table()
     retired = {**RETIRED, **RETIRED_IN_MATH}
     missing = {why: replacement for replacement, why in retired.values() if replacement not in table}
-    assert not missing, f"retired aliases whose replacement is not in lesson 00's table: {missing}"
+    assert not missing, f"retired aliases whose replacement is not in the notation appendix: {missing}"
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p != TABLE_NOTEBOOK], ids=lambda p: p.name[:2])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_lessons_use_no_retired_alias(path):
     found = find_retired(_lesson_texts(path))
-    assert not found, "symbols lesson 00's notation table retired:\n" + "\n".join(found)
+    assert not found, "symbols the notation appendix retired:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize("path", PACKAGE_FILES, ids=lambda p: p.name)
 def test_hand_derived_ops_use_no_retired_alias(path):
     found = find_retired(_package_texts(path))
-    assert not found, "symbols lesson 00's notation table retired:\n" + "\n".join(found)
+    assert not found, "symbols the notation appendix retired:\n" + "\n".join(found)
 
 
 def test_the_checks_catch_a_planted_alias_and_spare_a_named_convention():
@@ -137,3 +137,54 @@ def test_the_checks_catch_a_planted_alias_and_spare_a_named_convention():
         assert find_retired([(where, text)]), f"the checks miss a planted alias in {text!r}"
     assert _exempt("The FlashAttention paper calls the scores $S$; here they are $Z$.")
     assert not _exempt("$dS = P \\odot (dP - D)$")
+
+
+# --- one sense per symbol within a lesson ------------------------------------------------------------
+# The table's single capital letters that name a *matrix* or a tensor, not a size: a lesson that binds
+# one of them to a count in code, or calls it a permutation, world size, ... in prose, gives it a
+# second sense (01 once had P = len(padded), 05 a permutation P, 06 W for the world size).
+OWNED = ("00", "01", "02", "05", "06")   # TODO(issue 22): lessons 03, 04, 07-12 join as their owners clean them
+COUNT_BINDING = re.compile(r"^\s*([A-Z])\s*=\s*(len\(|int\(|\d+\s*(#|$)|[a-z_.]*(world_size|size|count)\b)", re.M)
+OTHER_SENSE = re.compile(r"\$([A-Z])\$,? (?:is |for |as )?(?:the |a )?(permutation|world size|number of|count of|rank)")
+
+
+def matrix_letters(table: dict[str, str]) -> set[str]:
+    """Single capital letters the table gives a tensor meaning (not 'number of', 'width', 'size'), less
+    those its code column names for a size (`V` for the vocabulary size)."""
+    size_rows = [line for line in TABLE_PAGE.read_text(encoding="utf-8").splitlines()
+                 if line.startswith("| $") and re.match(r"\|[^|]*\|\s*(number|width|batch|vocabulary)", line)]
+    size_code_names = {name for line in size_rows for name in re.findall(r"`([A-Z])`", line.split("|")[3])}
+    return {sym for sym, meaning in table.items() if re.fullmatch(r"[A-Z]", sym)
+            and not re.match(r"(number|width|batch|vocabulary)", meaning)} - size_code_names
+
+
+def second_senses(path: Path, letters: set[str]) -> list[str]:
+    found = []
+    for index, cell in enumerate(_cells(path)):
+        text = _source(cell)
+        if cell["cell_type"] == "code":
+            found += [f"{path.name} cell {index}: {m.group(1)} bound to a count ({m.group(0).strip()!r})"
+                      for m in COUNT_BINDING.finditer(text) if m.group(1) in letters]
+        else:
+            found += [f"{path.name} cell {index}: ${m.group(1)}$ used for a {m.group(2)}"
+                      for m in OTHER_SENSE.finditer(text) if m.group(1) in letters]
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] in OWNED], ids=lambda p: p.stem)
+def test_each_lesson_uses_a_symbol_in_one_sense(path):
+    found = second_senses(path, matrix_letters(notation_table()))
+    assert not found, "a symbol the table reserves for a matrix used in another sense:\n" + "\n".join(found)
+
+
+def test_the_sense_check_catches_planted_clashes(tmp_path):
+    letters = matrix_letters(notation_table())
+    assert {"P", "Q", "K", "Z", "O"} <= letters and not {"B", "T", "S", "C", "L", "V"} & letters
+    planted = tmp_path / "99_x.ipynb"
+    planted.write_text(json.dumps({"cells": [
+        {"cell_type": "code", "source": "P = len(padded)\n"},
+        {"cell_type": "markdown", "source": "shuffle with $P$ a permutation of the rows"},
+        {"cell_type": "markdown", "source": "$W$ is the world size"},
+        {"cell_type": "code", "source": "T = len(tokens)\n"}]}))
+    found = second_senses(planted, letters | {"W"})
+    assert len(found) == 3 and not any(": T " in f for f in found), found

@@ -25,4 +25,8 @@ register(Exercise(
     solution=softmax_with_temperature,
     make_inputs=_inputs,
     hint="divide by tau before exponentiating, and normalise each row (dim=-1) so it sums to 1.",
+    hints=("the temperature rescales the scores before anything else happens to them.",
+           "exponentiate scores / tau, then divide each row by its own sum (dim=-1, keepdim=True).",
+           "subtract the row max of scores / tau before exp: the result is the same and never overflows."),
+    guards=("attnflex_lab.functional:masked_softmax", "attnflex_lab.ops:softmax"),
 ))

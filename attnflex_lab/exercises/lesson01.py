@@ -35,6 +35,10 @@ register(Exercise(
     make_inputs=_score_inputs,
     hint="transpose only the last two dims of k (k.transpose(-2, -1), not k.T) and divide by "
          "the square root of d = q.shape[-1], not by d.",
+    hints=("entry (i, j) is the dot product of query i with key j: one batched matmul gives all of them.",
+           "q @ k.transpose(-2, -1) has shape (B, T, S); k.T would reverse every dim of a 3-D tensor.",
+           "divide by math.sqrt(d) with d = q.shape[-1]: the scale keeps the scores' variance near 1."),
+    guards=("attnflex_lab.functional:scaled_dot_scores", "attnflex_lab.functional:dot_scores"),
 ))
 
 # --- 01.masked_softmax ------------------------------------------------------------------------
@@ -68,6 +72,10 @@ register(Exercise(
     hint="fill masked scores with -inf before the softmax; a row that is all -inf gives 0/0 = NaN, "
          "so handle it (replace its max by 0, and divide by 1 where the row sum is 0). "
          "Filling with -1e9 instead gives a fully masked row uniform weights, not zeros.",
+    hints=("a masked entry should contribute exp(score) = 0 to its row: which score has that exponential?",
+           "masked_fill(~mask, float('-inf')) then a stable softmax; now try a row whose mask is all False.",
+           "an all -inf row gives 0/0 = NaN: replace a -inf row max by 0 and divide by 1 where the row sum is 0."),
+    guards=("attnflex_lab.functional:masked_softmax", "attnflex_lab.ops:softmax"),
 ))
 
 # --- 01.attention_pool ------------------------------------------------------------------------
@@ -97,6 +105,10 @@ register(Exercise(
     make_inputs=_pool_inputs,
     hint="one score per position: e @ w_a has shape (B, T); the softmax runs over T (dim=-1 of "
          "the scores), and the context sums alpha[..., None] * e over T (dim=-2).",
+    hints=("each position t gets one number, e_t · w_a; the weights are a softmax over the positions.",
+           "e @ w_a is (B, T); softmax over dim=-1 gives alpha (B, T).",
+           "context = (alpha.unsqueeze(-1) * e).sum(dim=-2): weight each row of e, add them up over T."),
+    guards=("attnflex_lab.functional:attention_pool", "attnflex_lab.ops:attention_pool"),
 ))
 
 # --- 01.nadaraya_watson -----------------------------------------------------------------------
@@ -126,4 +138,39 @@ register(Exercise(
     make_inputs=_kernel_inputs,
     hint="build the (T, S) table of differences x_query[:, None] - x_keys[None, :]; the softmax "
          "runs over the keys (dim=-1), and the bandwidth h is squared in 2h².",
+    hints=("the score of key j for query x is -(x - x_j)² / (2h²): close keys score high.",
+           "broadcast x_query[:, None] - x_keys[None, :] to a (T, S) table; softmax over the keys, dim=-1.",
+           "the prediction is the weighted average of y: weights (T, S) @ y_values (S,) -> (T,)."),
+    guards=("attnflex_lab.functional:nadaraya_watson",),
+))
+
+# --- 01.entropy_slope: a derivation, graded with autograd off -----------------------------------
+
+
+def entropy_slope(z: torch.Tensor, tau: float) -> torch.Tensor:
+    """dH/dτ for α = softmax(z/τ) and H = −Σ α log α over the last dim: Var_α(z) / τ³."""
+    alpha = torch.softmax(z / tau, dim=-1)                         # (..., S)
+    mean = (alpha * z).sum(dim=-1, keepdim=True)                   # E_α[z]: (..., 1)
+    return (alpha * (z - mean) ** 2).sum(dim=-1) / tau**3          # Var_α(z) / τ³: (...)
+
+
+def _slope_inputs(gen: torch.Generator):
+    z = 2 * torch.randn(4, 7, generator=gen, dtype=torch.float64)            # (B, S) scores
+    tau = float(torch.empty(1, dtype=torch.float64).uniform_(0.3, 3.0, generator=gen))
+    return z, tau
+
+
+register(Exercise(
+    id="01.entropy_slope",
+    prompt="Derive and write entropy_slope(z, tau): dH/dτ in closed form for α = softmax(z / τ) over the "
+           "last dim and H = −Σ α log α; z (..., S) -> (...). Autograd is off in the check.",
+    solution=entropy_slope,
+    make_inputs=_slope_inputs,
+    hint="with lse = log Σ exp(z/τ): log α_j = z_j/τ − lse, so H = lse − E_α[z]/τ; differentiating gives "
+         "dH/dτ = Var_α(z) / τ³ (the variance of the scores under the weights, divided by τ cubed).",
+    hints=("write log α_j = z_j/τ − lse with lse = log Σ_k exp(z_k/τ); then H = lse − E_α[z]/τ.",
+           "∂lse/∂τ = −E_α[z]/τ² and ∂α_j/∂τ = −α_j (z_j − E_α[z])/τ²; differentiate E_α[z]/τ with the product rule.",
+           "everything but a variance cancels: dH/dτ = Var_α(z)/τ³, Var_α(z) = Σ_j α_j (z_j − E_α[z])²."),
+    no_autograd=True,
+    atol=1e-10, rtol=1e-8,
 ))

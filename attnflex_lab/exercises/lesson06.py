@@ -24,6 +24,10 @@ register(Exercise(
     make_inputs=_flops_inputs,
     hint="2 FLOPs per multiply-add, times 3 for forward + backward gives 6 per parameter; the "
          "attention term is 12 · layers · width · context length.",
+    hints=("a multiply-add is 2 FLOPs; every weight is used once per token in the forward pass.",
+           "the backward pass costs about twice the forward (gradients for inputs and for weights): 6N.",
+           "per layer, q·k and the weighted sum each cost 2·C·T per token forward; times 3 for training."),
+    guards=("attnflex_lab.perf:flops_per_token",),
     compare=lambda got, exp: (None if isinstance(got, (int, float)) and abs(got - exp) <= 1e-9 * exp
                               else f"got {got!r}, expected {exp:.6g}"),
 ))
@@ -48,6 +52,10 @@ register(Exercise(
     solution=model_flops_utilisation,
     make_inputs=_mfu_inputs,
     hint="achieved FLOP/s = tokens/s × FLOPs/token; the peak is in TFLOP/s, so multiply it by 1e12.",
+    hints=("MFU is a ratio of two rates: what the model did per second over what the chip could do.",
+           "achieved FLOP/s = tokens_per_second × flops_per_tok.",
+           "the peak is given in TFLOP/s: multiply it by 1e12 before dividing."),
+    guards=("attnflex_lab.perf:mfu",),
     compare=lambda got, exp: (None if isinstance(got, (int, float)) and abs(got - exp) <= 1e-9 * abs(exp)
                               else f"got {got!r}, expected {exp:.6g}"),
 ))

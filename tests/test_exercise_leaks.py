@@ -1,0 +1,128 @@
+"""No exercise passes by wrapping the package's own implementation (the leak guard of ``exercises/guard.py``).
+
+Each wrapper below computes the right answer from the package (or from autograd, for a gradient):
+it agrees with the model answer when called outside a check, and every check must refuse it.
+"""
+
+import math
+
+import pytest
+import torch
+
+from attnflex_lab import exercises, functional, modules, ops, perf, positional
+from attnflex_lab.exercises import ExerciseError, check, guard
+
+
+# Lessons whose every exercise must carry a guard and appear below. TODO(issue 22): lessons 03, 04,
+# 07–12 adopt the guard as their owners edit them (add guards=/no_autograd= and a LEAKS entry).
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
+
+
+GUARDED_LESSONS = ("00", "01", "02", "05", "06")
+NO_PACKAGE_TWIN = {"05.split_heads": "the package splits heads inline in MultiHeadAttention.forward",
+                   "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off"}
+
+
+def _grad(fn, wrt, upstream):
+    wrt = [t.clone().requires_grad_() for t in wrt]
+    return torch.autograd.grad(fn(*wrt), wrt, upstream)
+
+
+def _entropy_slope_by_autograd(z, tau):
+    def entropy(t):
+        return [-(torch.softmax(row / t, -1) * torch.log_softmax(row / t, -1)).sum() for row in z]
+    one = torch.tensor(1.0, dtype=z.dtype)
+    return torch.stack([_grad(lambda t, b=b: entropy(t)[b], [torch.tensor(tau, dtype=z.dtype)], one)[0]
+                        for b in range(len(z))])
+
+
+def _block_by_module(x, block, mask):
+    return block(x, mask)
+
+
+LEAKS = {
+    "00.softmax_temperature": lambda s, tau: functional.masked_softmax(s / tau),
+    "01.scaled_dot_scores": lambda q, k: functional.scaled_dot_scores(q, k),
+    "01.masked_softmax": lambda s, m: functional.masked_softmax(s, m),
+    "01.attention_pool": lambda e, w: functional.attention_pool(e, w),
+    "01.nadaraya_watson": lambda *args: functional.nadaraya_watson(*args)[0],
+    "01.entropy_slope": lambda z, tau: _entropy_slope_by_autograd(z, tau),
+    "02.softmax_backward": lambda p, g: _grad(lambda x: ops.softmax(x), [p.log()], g)[0],
+    "02.attention_dv": lambda w, g: _grad(lambda v: w @ v, [torch.zeros(*w.shape[:-2], w.shape[-1], g.shape[-1],
+                                                                        dtype=w.dtype)], g)[0],
+    "02.attention_dq": lambda q, k, v, g, s: _grad(lambda q: ops.attention(q, k, v, scale=s)[0], [q], g)[0],
+    "02.attention_dk": lambda q, k, v, g, s: _grad(lambda k: ops.attention(q, k, v, scale=s)[0], [k], g)[0],
+    "02.additive_backward": lambda q, k, wq, wk, va, g: _grad(
+        lambda q, k, va: functional.additive_scores(q, k, wq, wk, va), [q, k, va], g),
+    "05.causal_mask": lambda T: modules.causal_mask(T),
+    "05.sinusoidal_encoding": lambda T, C: positional.SinusoidalPositionalEncoding(C, max_len=T).pe,
+    "05.mha_forward": lambda x, wqkv, bqkv, wo, bo, n, mask: torch.no_grad()(_mha_by_module)(
+        x, wqkv, bqkv, wo, bo, n, mask),
+    "05.pre_ln_block": _block_by_module,
+    "05.layernorm_backward": lambda x, gamma, g, eps: _grad(
+        lambda x, gamma, beta: torch.nn.functional.layer_norm(x, x.shape[-1:], gamma, beta, eps),
+        [x, gamma, torch.zeros_like(gamma)], g),
+    "06.flops_per_token": lambda *args: perf.flops_per_token(*args),
+    "06.mfu": lambda tps, fpt, peak: perf.mfu(tps, fpt, peak * 1e12),
+}
+
+
+def _mha_by_module(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask):
+    mha = modules.MultiHeadAttention(x.shape[-1], n_heads, backend="functional")
+    for param, value in ((mha.qkv.weight, w_qkv), (mha.qkv.bias, b_qkv), (mha.proj.weight, w_o),
+                         (mha.proj.bias, b_o)):
+        param.copy_(value)
+    return mha(x, mask)
+
+
+def _agrees(got, expected):
+    if isinstance(expected, (tuple, list)):
+        return all(_agrees(g, e) for g, e in zip(got, expected, strict=True))
+    if isinstance(expected, float):
+        return math.isclose(got, expected, rel_tol=1e-9)
+    return got.shape == expected.shape and torch.allclose(got.to(expected.dtype), expected, atol=1e-5, rtol=1e-5)
+
+
+def _owned():
+    return [ex for ex in exercises.all_exercises() if ex.id.split(".")[0] in GUARDED_LESSONS]
+
+
+def test_every_exercise_of_the_guarded_lessons_has_a_leak_wrapper_and_a_guard():
+    ids = {ex.id for ex in _owned()}
+    assert ids == set(LEAKS) | set(NO_PACKAGE_TWIN)
+    unguarded = [ex.id for ex in _owned() if ex.id in LEAKS and not (ex.guards or ex.no_autograd)]
+    assert not unguarded, f"exercises without a guard: {unguarded}"
+
+
+@pytest.mark.parametrize("exercise_id", sorted(LEAKS))
+def test_a_wrapper_around_the_package_is_refused(exercise_id):
+    ex = exercises.get(exercise_id)
+    args = ex.make_inputs(torch.Generator().manual_seed(3))
+    assert _agrees(LEAKS[exercise_id](*args), ex.solution(*args)), "the wrapper should be a right answer"
+    with pytest.raises(ExerciseError, match="package's own implementation|autograd is off"):
+        check(exercise_id, LEAKS[exercise_id])
+    assert _agrees(LEAKS[exercise_id](*args), ex.solution(*args)), "the guard must be undone after the check"
+
+
+def test_an_earlier_from_import_is_switched_off_too():
+    """The function's code is swapped, so a name bound before the check cannot escape the guard."""
+    from attnflex_lab.functional import masked_softmax as bound_earlier
+
+    with pytest.raises(ExerciseError, match="package's own implementation"):
+        check("01.masked_softmax", lambda s, m: bound_earlier(s, m))
+    assert bound_earlier(torch.zeros(1, 2)).sum() == 1
+
+
+def test_the_guard_is_undone_when_the_learner_code_raises():
+    with pytest.raises(ZeroDivisionError), guard.switched_off(("attnflex_lab.functional:masked_softmax",)):
+        raise ZeroDivisionError
+    torch.testing.assert_close(functional.masked_softmax(torch.zeros(1, 2)), torch.full((1, 2), 0.5))
+
+
+def test_a_guard_must_name_a_function():
+    with pytest.raises(ValueError, match="module:attribute"):
+        guard.resolve("attnflex_lab.functional.masked_softmax")
+    with pytest.raises(ValueError, match="does not name a Python function"):
+        guard.resolve("attnflex_lab.modules:BACKENDS")

@@ -29,11 +29,27 @@ from .modules import MultiHeadAttention, set_backend
 Head = tuple[int, int]   # (layer, head)
 
 
-def attention_layers(model: nn.Module) -> list[MultiHeadAttention]:
-    """Every MultiHeadAttention in ``model``, in module order (layer 0 first)."""
+def attention_layers(model: nn.Module, *, kind: str | None = None) -> list[MultiHeadAttention]:
+    """Every MultiHeadAttention in ``model``, in module order (layer 0 first).
+
+    ``kind="self"`` or ``"cross"`` keeps only those layers. ``kind=None`` takes them all, but refuses
+    a model that has both (an encoder–decoder): its "layer ℓ" would count encoder self-attention,
+    decoder self-attention and cross-attention in one list, so a label would not say which it is.
+    """
+    if kind not in (None, "self", "cross"):
+        raise ValueError(f"kind must be None, 'self' or 'cross', got {kind!r}")
     layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
     if not layers:
         raise ValueError(f"{type(model).__name__} has no MultiHeadAttention layer")
+    n_cross = sum(m.cross for m in layers)
+    if kind is None and 0 < n_cross < len(layers):
+        raise ValueError(f"{type(model).__name__} has {len(layers) - n_cross} self-attention and {n_cross} "
+                         f"cross-attention layers; pass kind='self' or kind='cross' so layer numbers "
+                         f"name one kind")
+    if kind is not None:
+        layers = [m for m in layers if m.cross == (kind == "cross")]
+        if not layers:
+            raise ValueError(f"{type(model).__name__} has no {kind}-attention layer")
     return layers
 
 

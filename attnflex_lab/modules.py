@@ -92,7 +92,7 @@ class MultiHeadAttention(nn.Module):
     of backend (see module docstring)."""
 
     def __init__(self, d_model: int, n_heads: int, *, backend: str = "sdpa", bias: bool = True,
-                 attn_dropout: float = 0.0):
+                 attn_dropout: float = 0.0, cross: bool = False):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
@@ -104,6 +104,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError("attn_dropout needs the 'sdpa' or 'functional' backend: the 'ops' backward "
                              "(lesson 02) is derived for attention without dropout")
         self.n_heads, self.d_head, self.backend = n_heads, d_model // n_heads, backend
+        self.cross = cross  # a label: this layer reads another sequence (a decoder's cross-attention)
         # dropout on the attention weights (Vaswani et al. 2017): in training a query forgets some keys
         self.attn_dropout = attn_dropout
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # the three projections in one matmul
@@ -264,7 +265,7 @@ class DecoderBlock(nn.Module):
         self.ln1 = nn.LayerNorm(d_model)
         self.self_attn = MultiHeadAttention(d_model, n_heads, backend=backend)
         self.ln2 = nn.LayerNorm(d_model)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, backend=backend)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, backend=backend, cross=True)
         self.ln3 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, dropout=dropout)
 

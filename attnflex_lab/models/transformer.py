@@ -68,7 +68,7 @@ def check_token_range(idx: torch.Tensor, vocab_size: int) -> None:
 _is_compiling = getattr(torch.compiler, "is_compiling", None) or (lambda: False)  # torch ≥ 2.3
 
 
-def _range_check_is_cheap(idx: torch.Tensor, training: bool) -> bool:
+def range_check_is_cheap(idx: torch.Tensor, training: bool) -> bool:
     """Check the ids' range inside forward where it costs nothing that matters: on the CPU (min and
     max wait for no device) or outside training (inference, generation). Never while torch.compile
     traces (a data-dependent branch breaks the graph) and never in a training step on an
@@ -112,7 +112,7 @@ class SequenceEncoder(nn.Module):
 
     def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_token_shape(idx, self.cfg.max_len)
-        if _range_check_is_cheap(idx, self.training):
+        if range_check_is_cheap(idx, self.training):
             check_token_range(idx, self.cfg.vocab_size)
         x = self.pos(self.embed(idx))        # (B, T) -> (B, T, C)
         for block in self.blocks:
@@ -154,7 +154,7 @@ class TinyGPT(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) token ids -> logits (B, T, V) for the next token at every position."""
         check_token_shape(idx, self.cfg.block_size)
-        if _range_check_is_cheap(idx, self.training):
+        if range_check_is_cheap(idx, self.training):
             check_token_range(idx, self.cfg.vocab_size)
         x = self.drop(self.pos(self.tok_emb(idx)))  # (B, T) -> (B, T, C)
         for block in self.blocks:

@@ -7,6 +7,7 @@ or torch.cuda's functions replaced by fakes that record what was asked of them.
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -242,3 +243,20 @@ def test_attention_layers_does_not_mix_self_and_cross_attention():
     cross = interp.attention_layers(model, kind="cross")
     assert cross == [block.cross_attn for block in model.dec_blocks]
     assert all(not m.cross for m in interp.attention_layers(model, kind="self"))
+
+
+# --- §5: Student-t intervals from scipy ----------------------------------------------------------------
+
+def test_t_interval_uses_the_quantile_of_its_own_degrees_of_freedom():
+    """Planted bug (the old code): a hand-typed table that stopped at 30 degrees of freedom, so 61
+    values got df = 30's 2.042 instead of 2.000, and only 95 % intervals existed. Known answers:
+    t_{0.975, 60} = 2.0003, t_{0.95, 4} = 2.1318 (any t table)."""
+    from attnflex_lab.elasticity.metrics import mean_ci
+
+    values = np.r_[np.zeros(30), np.ones(31)]                     # n = 61, s = 0.5040
+    mean, half = mean_ci(values)
+    assert half == pytest.approx(2.0003 * values.std(ddof=1) / math.sqrt(61), rel=1e-4)
+    _, half90 = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0], confidence=0.90)
+    assert half90 == pytest.approx(2.1318 * math.sqrt(2.5) / math.sqrt(5), rel=1e-4)
+    with pytest.raises(ValueError, match="confidence"):
+        mean_ci([1.0, 2.0], confidence=95)

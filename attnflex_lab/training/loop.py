@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..perf import synchronize  # the one device sync (perf owns the timer); recipes.lm imports it from here
 from .batches import batch_indices, gather, rank_slice, to_device
 from .callbacks import TrainState, call_hook
 from .checkpoint import rng_state, save_training_checkpoint, set_rng_state
@@ -250,14 +251,6 @@ def optimizer_step(train_model, optimizer, scaler, cfg):
     else:
         optimizer.step()
     return grad_norm
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA and MPS run asynchronously; the CPU does not)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def _log_step(state: TrainState, loss: torch.Tensor, grad_norm, extras: dict, lr: float) -> float:

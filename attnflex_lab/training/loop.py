@@ -47,8 +47,8 @@ class TrainingRun:
         history = state.history
         bar = _progress_bar(cfg, state.rank, state.step)
         started, seconds_before = time.perf_counter(), history.seconds
-        call_hook(self.callbacks, "on_fit_start", state)
         try:
+            call_hook(self.callbacks, "on_fit_start", state)  # inside: one that fails still ends the others
             while state.step < cfg.steps and not state.stop:
                 loss, extras, grad_norm, lr = self._step()
                 state.step += 1

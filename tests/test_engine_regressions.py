@@ -23,6 +23,7 @@ from attnflex_lab.training import train as train_module
 from attnflex_lab.training.callbacks import TrainState
 from attnflex_lab.training.checkpoint import latest_checkpoint
 from attnflex_lab.viz import sdpa as viz_sdpa
+from tests.test_live_plot import FakeDisplay
 
 
 def _data(n=64):
@@ -107,18 +108,6 @@ def test_rope_makes_no_float64_tensor_for_low_precision_input():
 
 # --- callbacks close what they opened when training crashes ---------------------------------------
 
-class _Display:
-    def __init__(self):
-        self.shown, self.updates = [], []
-
-    def __call__(self, obj):
-        self.shown.append(obj)
-        return self
-
-    def update(self, obj):
-        self.updates.append(obj)
-
-
 def test_a_nan_loss_crash_still_closes_tensorboard_and_finishes_the_live_plot(tmp_path):
     """Planted bug (the old code): ``on_fit_end`` only after a successful run, so the crash left the
     TensorBoard writer open and the live plot's last figure undrawn."""
@@ -130,7 +119,7 @@ def test_a_nan_loss_crash_still_closes_tensorboard_and_finishes_the_live_plot(tm
 
     calls = []
     board = TensorBoardLogger(tmp_path)
-    display = _Display()
+    display = FakeDisplay()
     plot = LivePlot(every=1, min_seconds=0.0, display=display, image=lambda png: png)
 
     class Count:

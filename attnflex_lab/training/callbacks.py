@@ -110,7 +110,7 @@ class RecordAttention:
             self._record(state)
 
     def on_fit_end(self, state: TrainState) -> None:
-        if state.error is None:  # after a crash (a NaN loss) the maps say nothing worth keeping
+        if getattr(state, "error", None) is None:  # after a crash (a NaN loss) the maps say nothing
             self._record(state)
 
     def state_dict(self) -> dict:

@@ -3,8 +3,9 @@
 Dimension legend: B batch, T positions, C model width, H heads, Dh head width (C = H · Dh), L layers.
 
 Every intervention is a PyTorch hook, removed in ``finally``, so it works with every attention
-backend (the heads are edited where they are concatenated, the input of each layer's output
-projection ``attn.proj``, (B, T, H · Dh)), and the model is unchanged afterwards:
+backend (the heads are read and edited at each layer's named hook point ``attn.hook_z``, (B, H, T, Dh),
+each head's output before the heads are concatenated and projected), and the model is unchanged
+afterwards:
 
 - ``ablate_heads``: zero the chosen heads' outputs (Michel et al. 2019's head mask set to 0);
 - ``head_importance``: the loss increase when each head alone is ablated;
@@ -29,11 +30,27 @@ from .modules import MultiHeadAttention, set_backend
 Head = tuple[int, int]   # (layer, head)
 
 
-def attention_layers(model: nn.Module) -> list[MultiHeadAttention]:
-    """Every MultiHeadAttention in ``model``, in module order (layer 0 first)."""
+def attention_layers(model: nn.Module, *, kind: str | None = None) -> list[MultiHeadAttention]:
+    """Every MultiHeadAttention in ``model``, in module order (layer 0 first).
+
+    ``kind="self"`` or ``"cross"`` keeps only those layers. ``kind=None`` takes them all, but refuses
+    a model that has both (an encoder–decoder): its "layer ℓ" would count encoder self-attention,
+    decoder self-attention and cross-attention in one list, so a label would not say which it is.
+    """
+    if kind not in (None, "self", "cross"):
+        raise ValueError(f"kind must be None, 'self' or 'cross', got {kind!r}")
     layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
     if not layers:
         raise ValueError(f"{type(model).__name__} has no MultiHeadAttention layer")
+    n_cross = sum(m.cross for m in layers)
+    if kind is None and 0 < n_cross < len(layers):
+        raise ValueError(f"{type(model).__name__} has {len(layers) - n_cross} self-attention and {n_cross} "
+                         f"cross-attention layers; pass kind='self' or kind='cross' so layer numbers "
+                         f"name one kind")
+    if kind is not None:
+        layers = [m for m in layers if m.cross == (kind == "cross")]
+        if not layers:
+            raise ValueError(f"{type(model).__name__} has no {kind}-attention layer")
     return layers
 
 
@@ -46,10 +63,6 @@ def _check_heads(layers: list[MultiHeadAttention], heads: Iterable[Head]) -> lis
     return heads
 
 
-def _head_view(x: torch.Tensor, attn: MultiHeadAttention) -> torch.Tensor:
-    return x.view(*x.shape[:-1], attn.n_heads, attn.d_head)   # (B, T, C) -> (B, T, H, Dh)
-
-
 @contextmanager
 def ablate_heads(model: nn.Module, heads: Iterable[Head]):
     """Within the block, the outputs of ``heads`` [(layer, head), ...] are zero."""
@@ -58,14 +71,14 @@ def ablate_heads(model: nn.Module, heads: Iterable[Head]):
     for layer, head in _check_heads(layers, heads):
         by_layer.setdefault(layer, []).append(head)
 
-    def zero(layer, chosen):
-        def hook(module, args):
-            z = _head_view(args[0], layers[layer]).clone()                 # (B, T, H, Dh)
-            z[..., chosen, :] = 0.0
-            return (z.flatten(-2),) + args[1:]                             # (B, T, C)
+    def zero(chosen):
+        def hook(module, inputs, z):
+            z = z.clone()                                                  # (B, H, T, Dh)
+            z[:, chosen] = 0.0
+            return z
         return hook
 
-    handles = [layers[i].proj.register_forward_pre_hook(zero(i, hs)) for i, hs in by_layer.items()]
+    handles = [layers[i].hook_z.register_forward_hook(zero(hs)) for i, hs in by_layer.items()]
     try:
         yield model
     finally:
@@ -132,11 +145,11 @@ def cache_head_outputs(model: nn.Module, *args) -> tuple[torch.Tensor, list[torc
     cache: list[torch.Tensor | None] = [None] * len(layers)
 
     def record(i):
-        def hook(module, inputs):
-            cache[i] = _head_view(inputs[0], layers[i]).detach().clone()
+        def hook(module, inputs, z):
+            cache[i] = z.detach().transpose(1, 2).clone()                  # (B, H, T, Dh) -> (B, T, H, Dh)
         return hook
 
-    handles = [attn.proj.register_forward_pre_hook(record(i)) for i, attn in enumerate(layers)]
+    handles = [attn.hook_z.register_forward_hook(record(i)) for i, attn in enumerate(layers)]
     try:
         output = model(*args)
     finally:
@@ -152,18 +165,18 @@ def patch_heads(model: nn.Module, patches: dict[Head, torch.Tensor]):
     _check_heads(layers, patches)
 
     def replace(layer):
-        def hook(module, args):
-            z = _head_view(args[0], layers[layer]).clone()                 # (B, T, H, Dh)
+        def hook(module, inputs, z):
+            z = z.clone()                                                  # (B, H, T, Dh)
             for (lay, head), value in patches.items():
                 if lay == layer:
-                    if value.shape != z[..., head, :].shape:
+                    if value.shape != z[:, head].shape:
                         raise ValueError(f"patch for head ({lay}, {head}) has shape {tuple(value.shape)}, "
-                                         f"the head's output is {tuple(z[..., head, :].shape)}")
-                    z[..., head, :] = value
-            return (z.flatten(-2),) + args[1:]
+                                         f"the head's output is {tuple(z[:, head].shape)}")
+                    z[:, head] = value                                     # (B, T, Dh)
+            return z
         return hook
 
-    handles = [layers[i].proj.register_forward_pre_hook(replace(i)) for i in {lay for lay, _ in patches}]
+    handles = [layers[i].hook_z.register_forward_hook(replace(i)) for i in {lay for lay, _ in patches}]
     try:
         yield model
     finally:

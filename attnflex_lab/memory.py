@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+
+from .perf import time_runs
 
 
 def _storage_key(t: torch.Tensor):
@@ -109,22 +110,11 @@ class Measurement:
 
 def time_call(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1,
               device: str | torch.device | None = None) -> float:
-    """Median seconds per call of ``fn()`` after ``warmup`` untimed calls (synchronising CUDA)."""
+    """Median seconds per call of ``fn()`` after ``warmup`` untimed calls: ``perf.time_runs``, which
+    synchronises the device (every accelerator in use when ``device`` is None)."""
     if repeats < 1:
         raise ValueError(f"repeats must be ≥ 1, got {repeats}")
-    cuda = device is not None and torch.device(device).type == "cuda"
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(time_runs(fn, repeats=repeats, warmup=warmup, device=device))
 
 
 def measure(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1,

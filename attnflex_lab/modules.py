@@ -10,12 +10,20 @@ Dimension legend (lesson 00's table): B batch, H heads, T queries, S keys, D hea
 - ``"sdpa"``:       ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels, fastest).
 
 ``MultiHeadAttention(x, mask, kv=memory)`` is cross-attention (queries from x, keys and values from
-``memory``), the piece ``DecoderBlock`` adds to an encoder–decoder.
+``memory``), the piece ``DecoderBlock`` adds to an encoder–decoder. ``past_kv=`` (a ``LayerKV``, one
+layer of a ``kv_cache.KVCache``) makes it incremental: the new tokens' keys and values are appended to the
+cached ones and the queries attend to all of them, so a decoder runs only its new tokens per step.
+This is the model's one attention forward: generation (``kv_cache.generate_greedy``), prefix tuning,
+adapters and every backend go through it. ``attention_fn=`` swaps in another kernel
+``(q, k, v) -> out`` (sliding-window or linear attention, lesson 07) on the same weights.
 Positional encodings (sinusoidal, learned, RoPE) live in ``attnflex_lab.positional`` and are
 re-exported here.
 
 Hook points (``HookPoint``) are identity modules, declared with the shape of what passes through
-them, TransformerLens style. ``run_with_cache(model, x)`` attaches to every one and returns what
+them, TransformerLens style: ``hook_scores`` and ``hook_pattern`` (B, H, T, S), ``hook_z`` (B, H, T, Dh)
+(each head's output before the heads are concatenated and projected: where ``interp`` ablates and
+patches heads), ``hook_out`` (B, T, C); a block's ``hook_resid_pre`` / ``hook_resid_post`` (B, T, C).
+``run_with_cache(model, x)`` attaches to every one and returns what
 went through, by name ("blocks.0.attn.hook_pattern", ...). With the ``sdpa`` and ``ops`` backends
 the scores and pattern are not needed for the output, so they are recomputed (without gradient)
 only while something listens to their hook: fast training pays nothing for them. Only the
@@ -25,7 +33,9 @@ pattern changes the output there and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +43,9 @@ from torch import nn
 
 from . import functional
 from ._validate import check_floating, check_mask, check_tensor
+
+if TYPE_CHECKING:
+    from .kv_cache import LayerKV
 
 # The positional encodings live in ``positional``; they stay importable from here, where the lessons
 # and the models have always found them.
@@ -92,7 +105,7 @@ class MultiHeadAttention(nn.Module):
     of backend (see module docstring)."""
 
     def __init__(self, d_model: int, n_heads: int, *, backend: str = "sdpa", bias: bool = True,
-                 attn_dropout: float = 0.0):
+                 attn_dropout: float = 0.0, cross: bool = False):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
@@ -104,28 +117,38 @@ class MultiHeadAttention(nn.Module):
             raise ValueError("attn_dropout needs the 'sdpa' or 'functional' backend: the 'ops' backward "
                              "(lesson 02) is derived for attention without dropout")
         self.n_heads, self.d_head, self.backend = n_heads, d_model // n_heads, backend
+        self.cross = cross  # a label: this layer reads another sequence (a decoder's cross-attention)
         # dropout on the attention weights (Vaswani et al. 2017): in training a query forgets some keys
         self.attn_dropout = attn_dropout
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)  # the three projections in one matmul
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.hook_scores = HookPoint("(B, H, T, S)")   # scaled q·k, before the mask and softmax
         self.hook_pattern = HookPoint("(B, H, T, S)")  # attention weights, rows sum to 1
+        self.hook_z = HookPoint("(B, H, T, Dh)")       # each head's output, before concat and projection
         self.hook_out = HookPoint("(B, T, C)")         # the layer's output, after the projection
         # Prefix tuning (lesson 10, ``attnflex_lab.adapt``) sets a module here that maps the projected
         # (k, v, mask) to longer ones with learned keys and values in front; None costs nothing.
         self.kv_prefix: nn.Module | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False,
-                kv: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, T, C); mask bool, broadcastable to (B, H, T, S), True = may attend; causal adds j ≤ i.
+                kv: torch.Tensor | None = None, past_kv: LayerKV | None = None,
+                attention_fn: Callable | None = None) -> torch.Tensor:
+        """x (B, T, C); mask bool, broadcastable to (B, H, T, S), True = may attend; causal adds j ≤ i
+        (aligned at the bottom right: the T queries are the last T of the S positions).
 
         ``kv`` (B, S, C) makes it **cross**-attention: queries from x, keys and values from kv (an
         encoder's output), with the same weights W_Q (for x) and W_K, W_V (for kv).
+        ``past_kv``: this layer's ``LayerKV``; x holds the new positions only, their keys and values
+        are appended to it and the queries attend to every cached position as well.
+        ``attention_fn(q, k, v) -> out`` (B, H, ·, Dh) replaces the backend's kernel; it does its own
+        masking (``kv_cache.causal_sdpa`` is causal), so ``mask`` must then be None.
         """
         check_floating(x=x)
         C = self.n_heads * self.d_head
         if x.dim() != 3 or x.shape[-1] != C:
             raise ValueError(f"x must have shape (B, T, C={C}), got {tuple(x.shape)}")
+        if attention_fn is not None and mask is not None:
+            raise ValueError("attention_fn does its own masking: pass mask=None with it")
         B, T, _ = x.shape
         if kv is None:
             q, k, v = self.qkv(x).split(C, dim=-1)  # (B, T, 3C) -> 3 × (B, T, C)
@@ -133,10 +156,15 @@ class MultiHeadAttention(nn.Module):
             check_floating(kv=kv)
             if kv.dim() != 3 or kv.shape[0] != B or kv.shape[-1] != C:
                 raise ValueError(f"kv must have shape (B={B}, S, C={C}), got {tuple(kv.shape)}")
+            if past_kv is not None:
+                raise ValueError("past_kv caches self-attention; cross-attention's keys (the encoder's "
+                                 "output) do not grow, so pass the same kv each step instead")
             w_q, w_kv = self.qkv.weight.split((C, 2 * C))                  # (C, C), (2C, C)
             b_q, b_kv = (None, None) if self.qkv.bias is None else self.qkv.bias.split((C, 2 * C))
             q = F.linear(x, w_q, b_q)                                      # (B, T, C)
             k, v = F.linear(kv, w_kv, b_kv).split(C, dim=-1)               # (B, S, 2C) -> 2 × (B, S, C)
+        if past_kv is not None:
+            k, v = past_kv.extend(k, v)                                    # (B, S_past + T, C) each
         S = k.shape[1]
         check_mask(mask, torch.Size((B, self.n_heads, T, S)), x.device, what="attention weights (B, H, T, S)")
         if self.kv_prefix is not None:
@@ -144,13 +172,17 @@ class MultiHeadAttention(nn.Module):
             S = k.shape[1]
         q = q.view(B, T, self.n_heads, self.d_head).transpose(1, 2)                                # (B, H, T, Dh)
         k, v = (t.view(B, S, self.n_heads, self.d_head).transpose(1, 2) for t in (k, v))           # (B, H, S, Dh)
+        causal = causal and T > 1  # one query, last in line, may see every key: no mask needed
         full_mask = _combine(mask, causal_mask(T, S, device=x.device) if causal else None)
-        if self.backend == "functional":
+        if attention_fn is not None:
+            out = attention_fn(q, k, v)                                    # (B, H, T, Dh)
+        elif self.backend == "functional":
             out = self._functional(q, k, v, full_mask)
         elif self.backend == "ops":
             out = self._ops(q, k, v, full_mask)
         else:
             out = self._sdpa(q, k, v, mask, causal, full_mask)
+        out = self.hook_z(out)                      # (B, H, T, Dh): each head's output, read or edited here
         out = out.transpose(1, 2).reshape(B, T, C)  # (B, H, T, Dh) -> (B, T, H, Dh) -> (B, T, C)
         return self.hook_out(self.proj(out))        # (B, T, C)
 
@@ -245,14 +277,18 @@ class TransformerBlock(nn.Module):
         self.ln2 = nn.LayerNorm(d_model, bias=bias)
         self.mlp = MLP(d_model, dropout=dropout, bias=bias)
         self.dropout = nn.Dropout(dropout)
+        self.hook_resid_pre = HookPoint("(B, T, C)")   # the residual stream entering the block
+        self.hook_resid_post = HookPoint("(B, T, C)")  # and leaving it
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False
-                ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, causal: bool = False,
+                **attn_kwargs) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C). ``attn_kwargs`` (``past_kv``, ``attention_fn``) go to the attention."""
+        x = self.hook_resid_pre(x)                                             # (B, T, C)
         if not self.norm_first:                                                # post-LN
-            x = self.ln1(x + self.dropout(self.attn(x, mask, causal=causal)))  # (B, T, C)
-            return self.ln2(x + self.mlp(x))                                   # (B, T, C)
-        x = x + self.dropout(self.attn(self.ln1(x), mask, causal=causal))  # (B, T, C)
-        return x + self.mlp(self.ln2(x))                                   # (B, T, C)
+            x = self.ln1(x + self.dropout(self.attn(x, mask, causal=causal, **attn_kwargs)))  # (B, T, C)
+            return self.hook_resid_post(self.ln2(x + self.mlp(x)))             # (B, T, C)
+        x = x + self.dropout(self.attn(self.ln1(x), mask, causal=causal, **attn_kwargs))  # (B, T, C)
+        return self.hook_resid_post(x + self.mlp(self.ln2(x)))                 # (B, T, C)
 
 
 class DecoderBlock(nn.Module):
@@ -264,7 +300,7 @@ class DecoderBlock(nn.Module):
         self.ln1 = nn.LayerNorm(d_model)
         self.self_attn = MultiHeadAttention(d_model, n_heads, backend=backend)
         self.ln2 = nn.LayerNorm(d_model)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, backend=backend)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, backend=backend, cross=True)
         self.ln3 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, dropout=dropout)
 

@@ -29,6 +29,8 @@ def _autocast_enabled(device_type: str) -> bool:
         return torch.is_autocast_enabled(device_type)
     except TypeError:  # torch < 2.4 takes no device type
         return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+    except RuntimeError:  # a device type autocast does not know ("meta": shape-only runs) never autocasts
+        return False
 
 
 def _apply(function: type[torch.autograd.Function], *args):

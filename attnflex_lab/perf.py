@@ -159,13 +159,7 @@ def measure_matmul_flops(n: int = 1024, repeats: int = 10, *, device: str | torc
     """Achieved FLOP/s of an n×n @ n×n matmul (2n³ FLOPs), best of ``repeats``: a practical peak."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(repeats + 1):  # the first run warms caches and kernels; min() discards it
-        synchronize(device)
-        start = time.perf_counter()
-        a @ b  # (n, n) @ (n, n) -> (n, n)
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
+    best = min(time_runs(lambda: a @ b, repeats=repeats, warmup=1, device=device))  # (n, n) @ (n, n)
     return 2.0 * n**3 / best
 
 
@@ -214,19 +208,38 @@ def reset_peak_memory(device: str | torch.device = "cpu") -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def time_runs(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1, number: int = 1,
+              device: str | torch.device | None = None) -> list[float]:
+    """The lab's one timer: seconds per call of ``fn()``, one entry per repeat (each the mean of
+    ``number`` back-to-back calls), after ``warmup`` untimed calls.
+
+    GPUs run asynchronously: a call returns once its kernels are queued. So the device is
+    synchronised before and after every timed block, and the time covers the work, not the launch.
+    ``device=None`` synchronises every accelerator torch has started (the current CUDA device, MPS).
+    """
+    if repeats < 1 or number < 1 or warmup < 0:
+        raise ValueError(f"need repeats ≥ 1, number ≥ 1 and warmup ≥ 0, got repeats={repeats}, "
+                         f"number={number}, warmup={warmup}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)                 # earlier work must not land in this block
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        synchronize(device)                 # wait for the work just queued
+        times.append((time.perf_counter() - start) / number)
+    return times
+
+
 def time_steps(step: Callable[[], object], steps: int, *, warmup: int = 2,
-               device: str | torch.device = "cpu") -> float:
-    """Mean seconds per call of ``step()`` after ``warmup`` untimed calls (synchronising the GPU)."""
+               device: str | torch.device | None = None) -> float:
+    """Mean seconds per call of ``step()`` after ``warmup`` untimed calls (``time_runs`` with one
+    block of ``steps`` calls)."""
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
-    for _ in range(warmup):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    return (time.perf_counter() - start) / steps
+    return time_runs(step, repeats=1, warmup=warmup, number=steps, device=device)[0]
 
 
 def throughput_report(*, tokens_per_step: int, seconds_per_step: float, flops_per_tok: float,
@@ -249,10 +262,20 @@ def throughput_report(*, tokens_per_step: int, seconds_per_step: float, flops_pe
     }
 
 
-def synchronize(device) -> None:
-    """Wait for queued GPU work (a no-op on CPU), so a timer reads the work itself."""
-    if torch.device(device).type == "cuda":
+def synchronize(device: str | torch.device | None = None) -> None:
+    """Wait for queued accelerator work (a no-op on CPU), so a timer reads the work itself.
+    ``device=None``: every accelerator torch has started."""
+    if device is None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        if torch.backends.mps.is_available():
+            torch.mps.synchronize()
+        return
+    device = torch.device(device)
+    if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def preferred_amp_dtype(device: str | torch.device) -> str | None:

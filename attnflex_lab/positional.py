@@ -33,9 +33,10 @@ class SinusoidalPositionalEncoding(nn.Module):
         pe[:, 1::2] = torch.cos(position * inv_freq)
         self.register_buffer("pe", pe, persistent=False)  # a function of position, not a weight
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_length(x, self.pe.shape[0])
-        return x + self.pe[: x.shape[1]].to(x.dtype)  # (B, T, C) + (T, C) -> (B, T, C)
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """x (B, T, C) at positions offset .. offset + T - 1 (offset > 0: new tokens after a KV cache)."""
+        _check_length(x, self.pe.shape[0], offset)
+        return x + self.pe[offset:offset + x.shape[1]].to(x.dtype)  # (B, T, C) + (T, C) -> (B, T, C)
 
 
 class LearnedPositionalEncoding(nn.Module):
@@ -45,16 +46,20 @@ class LearnedPositionalEncoding(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)  # (T_max, C)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_length(x, self.weight.shape[0])
-        return x + self.weight[: x.shape[1]]  # (B, T, C) + (T, C) -> (B, T, C)
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """x (B, T, C) at positions offset .. offset + T - 1 (offset > 0: new tokens after a KV cache)."""
+        _check_length(x, self.weight.shape[0], offset)
+        return x + self.weight[offset:offset + x.shape[1]]  # (B, T, C) + (T, C) -> (B, T, C)
 
 
-def _check_length(x: torch.Tensor, max_len: int) -> None:
+def _check_length(x: torch.Tensor, max_len: int, offset: int = 0) -> None:
     if x.dim() != 3:
         raise ValueError(f"positional encodings take x of shape (B, T, C), got {tuple(x.shape)}")
-    if x.shape[1] > max_len:
-        raise ValueError(f"sequence length T={x.shape[1]} exceeds the encoding's max_len={max_len}")
+    if offset < 0:
+        raise ValueError(f"offset must be ≥ 0, got {offset}")
+    if offset + x.shape[1] > max_len:
+        at = f" at offset {offset}" if offset else ""
+        raise ValueError(f"sequence length T={x.shape[1]}{at} exceeds the encoding's max_len={max_len}")
 
 
 def rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0) -> torch.Tensor:
@@ -73,12 +78,16 @@ def rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 1
     positions = torch.arange(T, device=x.device) if positions is None else positions.to(x.device)
     if positions.shape != (T,):
         raise ValueError(f"positions must have shape (T,) = ({T},), got {tuple(positions.shape)}")
-    inv_freq = base ** (-torch.arange(0, D, 2, device=x.device, dtype=torch.float64) / D)  # (D/2,)
-    angle = (positions.double()[:, None] * inv_freq).to(x.dtype)   # (T, 1) * (D/2,) -> (T, D/2)
-    cos, sin = angle.cos(), angle.sin()                             # (T, D/2)
-    even, odd = x[..., 0::2], x[..., 1::2]                          # (..., T, D/2) each
+    # The angle t·ω reaches T (radians): in bf16 its rounding alone moves it by up to T/256, so
+    # the trig and the rotation run in fp32 (fp64 for fp64 input) and only the result is cast.
+    # No float64 step for low-precision input: MPS has no float64.
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    inv_freq = base ** (-torch.arange(0, D, 2, device=x.device, dtype=compute) / D)  # (D/2,)
+    angle = positions.to(compute)[:, None] * inv_freq                # (T, 1) * (D/2,) -> (T, D/2)
+    cos, sin = angle.cos(), angle.sin()                              # (T, D/2)
+    even, odd = x[..., 0::2].to(compute), x[..., 1::2].to(compute)   # (..., T, D/2) each
     out = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (..., T, D/2, 2)
-    return out.flatten(-2)                                          # (..., T, D): pairs back in place
+    return out.flatten(-2).to(x.dtype)                               # (..., T, D): pairs back in place
 
 
 def positional_encoding(kind: str, d_model: int, max_len: int) -> nn.Module:

@@ -19,12 +19,13 @@ import copy
 import importlib.util
 import io
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
+
+from .perf import time_runs
 
 
 def _check_module(model, what: str) -> None:
@@ -108,9 +109,7 @@ def onnx_available() -> bool:
 
 
 def _time_call(fn: Callable, inputs: tuple) -> float:
-    start = time.perf_counter()
-    fn(*inputs)
-    return time.perf_counter() - start
+    return time_runs(lambda: fn(*inputs), repeats=1, warmup=0)[0]  # synchronised: work, not launch
 
 
 def latency_table(variants: dict[str, Callable], make_inputs: Callable[[int], tuple], *,

@@ -34,8 +34,15 @@ def test_hooks_have_declared_shapes_and_patterns_are_distributions():
     x = torch.randn(B, T, C)
     mask = padding_mask(torch.tensor([7, 5, 3]), T)
     out, cache = run_with_cache(block, x, mask, causal=True)
-    assert set(cache) == {"attn.hook_scores", "attn.hook_pattern", "attn.hook_out"}
+    assert set(cache) == {"attn.hook_scores", "attn.hook_pattern", "attn.hook_z", "attn.hook_out",
+                          "hook_resid_pre", "hook_resid_post"}
     assert hook_points(block)["attn.hook_pattern"].shape == "(B, H, T, S)"
+    assert cache["attn.hook_z"].shape == (B, H, T, C // H)
+    torch.testing.assert_close(cache["hook_resid_pre"], x, rtol=0, atol=0)
+    torch.testing.assert_close(cache["hook_resid_post"], out, rtol=0, atol=0)
+    # hook_z is what the projection reads: the heads concatenated, then attn.proj, give hook_out
+    z = cache["attn.hook_z"].transpose(1, 2).reshape(B, T, C)       # (B, H, T, Dh) -> (B, T, C)
+    torch.testing.assert_close(block.attn.proj(z), cache["attn.hook_out"])
     assert cache["attn.hook_scores"].shape == (B, H, T, T)
     assert cache["attn.hook_pattern"].shape == (B, H, T, T)
     assert cache["attn.hook_out"].shape == (B, T, C)

@@ -151,15 +151,12 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
     x = np.asarray(values, dtype=float)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"values must be a non-empty 1-D array, got shape {x.shape}")
-    if confidence != 0.95:
-        raise ValueError("only the 95% interval is tabulated here")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     mean = float(x.mean())
     if x.size < 2 or not np.isfinite(x).all():
         return mean, float("nan")
-    return mean, float(_T95[min(x.size - 1, len(_T95)) - 1] * x.std(ddof=1) / math.sqrt(x.size))
+    from scipy import stats  # imported here: only intervals need it
 
-
-# two-sided 95% Student-t quantiles for 1..30 degrees of freedom (beyond 30, 30's value errs by < 4 %)
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042]
+    t = stats.t.ppf(0.5 + confidence / 2, df=x.size - 1)  # two-sided Student-t quantile, any df
+    return mean, float(t * x.std(ddof=1) / math.sqrt(x.size))

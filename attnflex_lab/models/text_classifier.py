@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..functional import attention_pool
+from .transformer import range_check_is_cheap
 
 POOLINGS = ("attention", "mean")
 
@@ -44,7 +45,9 @@ class PooledTextClassifier(nn.Module):
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if ids.dim() != 2 or ids.dtype != torch.long:
             raise ValueError(f"ids must be a (B, T) long tensor, got {tuple(ids.shape)} {ids.dtype}")
-        if ids.numel() and int(ids.max()) >= self.cfg.vocab_size:
+        # Reading max() back waits for the device: only where that is free (CPU) or rare (inference);
+        # a training step on a GPU would pay a host sync per forward (the embedding still faults).
+        if range_check_is_cheap(ids, self.training) and ids.numel() and int(ids.max()) >= self.cfg.vocab_size:
             raise ValueError(f"ids reach {int(ids.max())} but the vocabulary has {self.cfg.vocab_size} words")
         mask = ids > 0                                                      # (B, T)
         e = self.embedding(ids)                                             # (B, T, d)

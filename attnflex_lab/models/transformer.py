@@ -8,14 +8,18 @@ every position see every other, TinyGPT lets position t see positions ≤ t only
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..modules import TransformerBlock, positional_encoding
+
+if TYPE_CHECKING:
+    from ..kv_cache import KVCache
 
 
 def init_gpt2_weights(module: nn.Module) -> None:
@@ -68,7 +72,7 @@ def check_token_range(idx: torch.Tensor, vocab_size: int) -> None:
 _is_compiling = getattr(torch.compiler, "is_compiling", None) or (lambda: False)  # torch ≥ 2.3
 
 
-def _range_check_is_cheap(idx: torch.Tensor, training: bool) -> bool:
+def range_check_is_cheap(idx: torch.Tensor, training: bool) -> bool:
     """Check the ids' range inside forward where it costs nothing that matters: on the CPU (min and
     max wait for no device) or outside training (inference, generation). Never while torch.compile
     traces (a data-dependent branch breaks the graph) and never in a training step on an
@@ -112,7 +116,7 @@ class SequenceEncoder(nn.Module):
 
     def forward(self, idx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_token_shape(idx, self.cfg.max_len)
-        if _range_check_is_cheap(idx, self.training):
+        if range_check_is_cheap(idx, self.training):
             check_token_range(idx, self.cfg.vocab_size)
         x = self.pos(self.embed(idx))        # (B, T) -> (B, T, C)
         for block in self.blocks:
@@ -151,14 +155,25 @@ class TinyGPT(nn.Module):
         # character's "read" and "write" vectors are the same and the model has V·C fewer weights.
         self.lm_head.weight = self.tok_emb.weight
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, T) token ids -> logits (B, T, V) for the next token at every position."""
+    def forward(self, idx: torch.Tensor, *, past_kv: KVCache | None = None,
+                attention_fn: Callable | None = None) -> torch.Tensor:
+        """idx (B, T) token ids -> logits (B, T, V) for the next token at every position.
+
+        ``past_kv`` (a ``kv_cache.KVCache``): idx holds only new tokens, at positions after the cached
+        ones; their keys and values are added to the cache. ``attention_fn(q, k, v)`` replaces every
+        layer's attention kernel (it must be causal itself, as ``kv_cache.causal_sdpa`` is).
+        """
         check_token_shape(idx, self.cfg.block_size)
-        if _range_check_is_cheap(idx, self.training):
+        if range_check_is_cheap(idx, self.training):
             check_token_range(idx, self.cfg.vocab_size)
-        x = self.drop(self.pos(self.tok_emb(idx)))  # (B, T) -> (B, T, C)
-        for block in self.blocks:
-            x = block(x, causal=True)               # (B, T, C)
+        start = 0 if past_kv is None else past_kv.length
+        if start + idx.shape[1] > self.cfg.block_size:
+            raise ValueError(f"positions {start}..{start + idx.shape[1] - 1} exceed the model's block_size "
+                             f"{self.cfg.block_size}")
+        x = self.drop(self.pos(self.tok_emb(idx), offset=start))  # (B, T) -> (B, T, C)
+        for i, block in enumerate(self.blocks):
+            layer_kv = None if past_kv is None else past_kv.layer(i)
+            x = block(x, causal=True, past_kv=layer_kv, attention_fn=attention_fn)  # (B, T, C)
         return self.lm_head(self.ln_f(x))           # (B, T, C) @ (C, V) -> (B, T, V)
 
     def num_params(self, non_embedding: bool = False) -> int:

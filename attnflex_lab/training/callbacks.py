@@ -5,7 +5,8 @@ A callback may define any of::
     on_fit_start(state)            before the first step (also after a resume)
     on_step_end(state)             after every optimizer step
     on_eval(state, metrics)        after every evaluation, with the metrics dict
-    on_fit_end(state)              once, after the last step
+    on_fit_end(state)              once, after the last step, or after a crash (then
+                                   ``state.error`` holds the exception): close files here
 
 and, to survive a resume, ``state_dict()`` / ``load_state_dict(d)`` (plain data and tensors only,
 so a checkpoint still loads with ``weights_only=True``). A hook may set ``state.stop = True``.
@@ -38,6 +39,7 @@ class TrainState:
     stop: bool = False           # set by a callback (or early stopping) to end training
     overhead_seconds: float = 0.0  # wall time in evaluation and checkpoints (this session), not training
     extra: dict = field(default_factory=dict)  # free room for callbacks to share things
+    error: BaseException | None = None  # set when training crashed; on_fit_end still runs
 
 
 def call_hook(callbacks, hook: str, *args) -> None:
@@ -108,7 +110,8 @@ class RecordAttention:
             self._record(state)
 
     def on_fit_end(self, state: TrainState) -> None:
-        self._record(state)
+        if getattr(state, "error", None) is None:  # after a crash (a NaN loss) the maps say nothing
+            self._record(state)
 
     def state_dict(self) -> dict:
         return {"steps": [s for s, _ in self.records], "weights": [w for _, w in self.records]}

@@ -274,13 +274,18 @@ def _verify_tensors(path: Path, data: dict) -> None:
 
 # --- random-number states as tensors and plain data ---------------------------------------------
 
-def rng_state() -> dict:
-    """Every RNG a run touches, as tensors and ints (loadable with weights_only=True)."""
+def rng_state(device: str | torch.device | None = None) -> dict:
+    """Every RNG a run touches, as tensors and ints (loadable with weights_only=True).
+
+    On CUDA only one GPU's generator is saved: ``device``'s, by default the current one (under DDP,
+    the rank's own, set by ``distributed.setup``). Asking every GPU for its state, as
+    ``get_rng_state_all`` does, would open a CUDA context per rank on every GPU at each save."""
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()  # noqa: NPY002 (we save the legacy global RNG)
     py_version, py_internal, py_gauss = random.getstate()
+    cuda_device = _cuda_device(device)
     state = {
         "torch": torch.get_rng_state(),
-        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "cuda": [] if cuda_device is None else [torch.cuda.get_rng_state(cuda_device)],  # one GPU's
         "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)),
                   "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
         "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64),
@@ -289,15 +294,29 @@ def rng_state() -> dict:
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def _cuda_device(device) -> torch.device | None:
+    """The one GPU whose generator a checkpoint keeps: ``device``, else the current one, else None."""
+    if device is not None:
+        device = torch.device(device)
+        return device if device.type == "cuda" else None
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
+
+
+def set_rng_state(state: dict, device: str | torch.device | None = None) -> None:
+    """Restore what ``rng_state`` saved. Its tensors may sit on any device (a checkpoint loaded with
+    ``map_location="cuda"``): each is brought to the CPU first. The saved GPU state goes to
+    ``device`` (default: the current GPU)."""
     torch.set_rng_state(state["torch"].cpu())
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]][: torch.cuda.device_count()])
+        if len(state["cuda"]) == 1:  # the training GPU's state
+            torch.cuda.set_rng_state(state["cuda"][0].cpu(), _cuda_device(device) or "cuda")
+        else:  # written before one GPU's state was kept: every GPU's, in order
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]][: torch.cuda.device_count()])
     n = state["numpy"]
-    keys = n["keys"].numpy().astype(np.uint32)
+    keys = n["keys"].cpu().numpy().astype(np.uint32)
     np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["gauss"]))  # noqa: NPY002
     p = state["python"]
-    random.setstate((p["version"], tuple(int(x) for x in p["internal"].tolist()), p["gauss"]))
+    random.setstate((p["version"], tuple(int(x) for x in p["internal"].cpu().tolist()), p["gauss"]))
 
 
 def weights_sha256(model: nn.Module | dict) -> str:

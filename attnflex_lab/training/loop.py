@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..perf import synchronize  # the one device sync (perf owns the timer); recipes.lm imports it from here
 from .batches import batch_indices, gather, rank_slice, to_device
 from .callbacks import TrainState, call_hook
 from .checkpoint import rng_state, save_training_checkpoint, set_rng_state
@@ -46,8 +47,8 @@ class TrainingRun:
         history = state.history
         bar = _progress_bar(cfg, state.rank, state.step)
         started, seconds_before = time.perf_counter(), history.seconds
-        call_hook(self.callbacks, "on_fit_start", state)
         try:
+            call_hook(self.callbacks, "on_fit_start", state)  # inside: one that fails still ends the others
             while state.step < cfg.steps and not state.stop:
                 loss, extras, grad_norm, lr = self._step()
                 state.step += 1
@@ -66,11 +67,14 @@ class TrainingRun:
                 if self._checkpoint_due(last or state.stop):
                     with self._not_training():
                         self._checkpoint()
+        except BaseException as err:  # a NaN loss, an OOM, Ctrl-C: still close what callbacks opened
+            state.error = err
+            raise
         finally:
             if bar is not None:
                 bar.close()
-        history.seconds = seconds_before + time.perf_counter() - started
-        call_hook(self.callbacks, "on_fit_end", state)
+            history.seconds = seconds_before + time.perf_counter() - started
+            _end_callbacks(self.callbacks, state)
         return history
 
     def _step(self):
@@ -147,13 +151,30 @@ class TrainingRun:
     def _checkpoint(self) -> None:
         cfg, state = self.cfg, self.state
         # every rank's RNG state, so each rank resumes its own dropout stream (a collective: all call it)
-        rank_rngs = all_gather_objects(rng_state()) if state.world_size > 1 else None
+        rank_rngs = all_gather_objects(rng_state(self.device)) if state.world_size > 1 else None
         if state.rank == 0:
             save_training_checkpoint(cfg.checkpoint_dir, state, self.scheduler, self.scaler,
                                      self.callbacks, config=asdict(cfg), keep=cfg.checkpoint_keep,
                                      rank_rngs=rank_rngs)
         if state.world_size > 1:
             dist.barrier()
+
+
+def _end_callbacks(callbacks, state: TrainState) -> None:
+    """``on_fit_end`` for every callback, also after a crash (``state.error`` says which): a
+    TensorBoard writer is closed, a live plot drawn one last time. After a crash, a callback that
+    fails in turn is reported as a warning, so the training error is the one that propagates."""
+    if state.error is None:
+        call_hook(callbacks, "on_fit_end", state)
+        return
+    for cb in callbacks:
+        method = getattr(cb, "on_fit_end", None)
+        try:
+            if method is not None:
+                method(state)
+        except Exception as cleanup_err:
+            warnings.warn(f"{type(cb).__name__}.on_fit_end failed after the training error "
+                          f"({type(cleanup_err).__name__}: {cleanup_err})", stacklevel=3)
 
 
 def _wrap(model: nn.Module, cfg: TrainConfig, world: int, device: torch.device) -> nn.Module:
@@ -230,14 +251,6 @@ def optimizer_step(train_model, optimizer, scaler, cfg):
     else:
         optimizer.step()
     return grad_norm
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA and MPS run asynchronously; the CPU does not)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def _log_step(state: TrainState, loss: torch.Tensor, grad_norm, extras: dict, lr: float) -> float:

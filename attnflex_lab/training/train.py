@@ -102,7 +102,10 @@ _MUST_MATCH = ("seed", "batch_size", "steps", "lr", "warmup_steps", "min_lr_rati
 
 
 def _restore(resume, state, scheduler, scaler, callbacks, device) -> None:
-    ckpt = load_checkpoint(resume, map_location=device)
+    # Everything is loaded to the CPU, whatever the training ``device``: the RNG states must become
+    # numpy arrays and CPU generator states (a GPU tensor cannot), while load_state_dict copies the
+    # weights, and the optimizer's state follows, onto the device the parameters live on.
+    ckpt = load_checkpoint(resume, map_location="cpu")
     saved_cfg = ckpt.get("config", {})
     changed = [f"{k}: {saved_cfg[k]!r} -> {getattr(state.cfg, k)!r}" for k in _MUST_MATCH
                if k in saved_cfg and saved_cfg[k] != getattr(state.cfg, k)]

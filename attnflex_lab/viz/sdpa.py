@@ -2,9 +2,11 @@
 
 ``sdpa_sweep`` measures ``F.scaled_dot_product_attention`` forward + backward for each T and each
 backend that runs on the device, with ``attnflex_lab.memory`` (``peak_bytes``, ``time_call``):
-nothing here measures on its own. ``plot_sdpa_sweep`` draws one measure against T, one line per
-backend; ``explore_sdpa_sweep`` is a core-ipywidgets dropdown over the measures (and a log-axes
-checkbox) redrawing through ``interactive_output``, so it works in ipywidgets 7.7 and 8.
+nothing here measures on its own. A T where the device runs out of memory is kept as a row with
+``out_of_memory=True`` and named in the plot's legend, not mistaken for a missing kernel.
+``plot_sdpa_sweep`` draws one measure against T, one line per backend; ``explore_sdpa_sweep`` is a
+core-ipywidgets dropdown over the measures (and a log-axes checkbox) redrawing through
+``interactive_output``, so it works in ipywidgets 7.7 and 8.
 
 On CPU the peak is the bytes of the tensors that ops return (see ``memory.peak_bytes``): scratch a
 fused kernel allocates inside itself is not seen there. On CUDA it is the allocator's high-water mark.
@@ -25,6 +27,7 @@ from ..memory import peak_bytes, time_call
 
 BACKENDS = (SDPBackend.MATH, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
             SDPBackend.CUDNN_ATTENTION)
+_NO_KERNEL = ("no available kernel", "no viable backend")  # how SDPA says "this backend is not here"
 MEASURES = {"peak memory (MiB)": "peak_mib", "forward + backward (ms)": "ms"}
 
 
@@ -34,6 +37,7 @@ class SweepRow:
     seq_len: int       # T (= S: self-attention)
     peak_bytes: int    # high-water mark of forward + backward, above what existed before
     seconds: float     # median seconds per forward + backward
+    out_of_memory: bool = False  # the device ran out of memory at this T (no numbers: NaN seconds)
 
     @property
     def peak_mib(self) -> float:
@@ -73,7 +77,15 @@ def sdpa_sweep(seq_lens: Sequence[int], *, batch: int = 1, heads: int = 4, head_
                 with sdpa_kernel(backend):
                     seconds = time_call(run, repeats=repeats, warmup=1, device=device)
                     peak = peak_bytes(run, device)
-            except RuntimeError:                       # "No available kernel": not on this device
+            except torch.cuda.OutOfMemoryError:        # a result, not a missing kernel: keep it
+                del q, k, v, grad, run
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                rows.append(SweepRow(backend.name, t, 0, float("nan"), out_of_memory=True))
+                break                                  # longer sequences need more still
+            except RuntimeError as err:
+                if not any(words in str(err).lower() for words in _NO_KERNEL):
+                    raise                              # a real failure, not "not on this device"
                 break
             rows.append(SweepRow(backend.name, t, peak, seconds))
     return rows
@@ -84,6 +96,8 @@ def _series(rows: Sequence[SweepRow], measure: str) -> dict[str, tuple[list[int]
         raise ValueError(f"measure must be one of {list(MEASURES)}, got {measure!r}")
     series: dict[str, tuple[list[int], list[float]]] = {}
     for row in sorted(rows, key=lambda r: (r.backend, r.seq_len)):
+        if row.out_of_memory:
+            continue
         ts, ys = series.setdefault(row.backend, ([], []))
         ts.append(row.seq_len)
         ys.append(getattr(row, MEASURES[measure]))
@@ -96,8 +110,10 @@ def plot_sdpa_sweep(rows: Sequence[SweepRow], *, measure: str = "peak memory (Mi
     series = _series(rows, measure)
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.2), layout="constrained")
+    out_of_memory = {row.backend: row.seq_len for row in rows if row.out_of_memory}
     for backend, (ts, ys) in series.items():
-        ax.plot(ts, ys, marker="o", label=backend.lower())
+        oom = f" (out of memory at T={out_of_memory[backend]})" if backend in out_of_memory else ""
+        ax.plot(ts, ys, marker="o", label=backend.lower() + oom)
     if log_axes:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")

@@ -5,12 +5,16 @@ Dimension legend used everywhere: B batch, H heads, T queries, S keys, D query/k
 
 from . import functional, gradcheck, metrics, modules, ops
 from ._meta import COLAB_URL, REPO_URL
+from ._moved import install as _install_moved_names
 from .device import environment_report, in_colab, pick_device, seed_everything
 from .exercises import hint, progress
 from .profiles import PROFILES, by_profile, profile
 from .training import History, TrainConfig, evaluate, fit
 
 __version__ = "0.1.0"
+
+# the old flat names (attnflex_lab.flash, attnflex_lab.explain, ...) still import: see _moved.py
+_install_moved_names(__name__)
 
 __all__ = [
     "COLAB_URL",

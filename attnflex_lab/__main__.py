@@ -33,11 +33,11 @@ def _dispatch(argv: list[str]) -> int:
     if args.command == "bench":
         if rest:
             parser.error(f"unexpected arguments {rest}")
-        from .bench import run_benchmarks
+        from .perf.bench import run_benchmarks
 
         return run_benchmarks(args.names)
     if args.command == "train":
-        from .cli_train import main as train_main
+        from .training.cli import main as train_main
 
         return train_main(rest)
     if args.command == "flex":

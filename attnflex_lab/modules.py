@@ -45,7 +45,7 @@ from . import functional
 from ._validate import check_floating, check_mask, check_tensor
 
 if TYPE_CHECKING:
-    from .kv_cache import LayerKV
+    from .kernels.kv_cache import LayerKV
 
 # The positional encodings live in ``positional``; they stay importable from here, where the lessons
 # and the models have always found them.

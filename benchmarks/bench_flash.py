@@ -1,7 +1,7 @@
 """Tiled attention (FlashAttention-2 in plain PyTorch) vs naive attention, linear attention, KV cache.
 
 Forward + backward, fp32, one process, interleaved repeats after a warm-up, median times; peak
-memory from ``attnflex_lab.memory.peak_bytes`` (CUDA's allocator high-water mark, or on CPU the
+memory from ``attnflex_lab.kernels.memory.peak_bytes`` (CUDA's allocator high-water mark, or on CPU the
 bytes of live tensors counted op by op). Prints three tables of ratios (method / naive) and ends
 with one JSON line of them.
 
@@ -20,7 +20,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from attnflex_lab import efficient, flash, functional, kernels, kv_cache, memory
+from attnflex_lab import functional, kernels
+from attnflex_lab.kernels import efficient, flash, kv_cache, memory
 from attnflex_lab.models.transformer import GPTConfig, TinyGPT
 from attnflex_lab.modules import causal_mask
 

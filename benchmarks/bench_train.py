@@ -22,9 +22,9 @@ import time
 import torch
 from torch.utils.data import TensorDataset
 
-from attnflex_lab import perf
 from attnflex_lab.device import pick_device, seed_everything
 from attnflex_lab.models.transformer import TinyGPT
+from attnflex_lab.perf import flops as perf
 from attnflex_lab.profiles import profile
 from attnflex_lab.recipes.lm import gpt_config, lm_loss
 from attnflex_lab.tasks.text import CharTokenizer, make_corpus

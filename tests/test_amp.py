@@ -1,4 +1,4 @@
-"""attnflex_lab.amp: loss curves per precision, fp16 underflow counts, the GradScaler's back-off.
+"""attnflex_lab.perf.amp: loss curves per precision, fp16 underflow counts, the GradScaler's back-off.
 
 Planted bugs each test caught: autocast dropped from train_curve (bf16 equal to fp32 bit for bit);
 underflow counted as |g| < 6e-8 instead of by casting (4e-8 rounds up to fp16's 2^-24, not to 0);
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnflex_lab import amp
+from attnflex_lab.perf import amp
 
 
 def _setup(seed=0):

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from attnflex_lab import cli_train
+from attnflex_lab.training import cli as cli_train
 from attnflex_lab.training.checkpoint import load_checkpoint
 
 FAST = ["--task", "reverse", "--profile", "smoke", "--threads", "1", "--no-progress"]

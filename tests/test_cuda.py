@@ -12,9 +12,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from attnflex_lab import kv_cache, perf
 from attnflex_lab.adapt import PrefixConfig, add_prefix
+from attnflex_lab.kernels import kv_cache
 from attnflex_lab.models.transformer import GPTConfig, TinyGPT
+from attnflex_lab.perf import flops as perf
 from attnflex_lab.training import TrainConfig, fit
 from attnflex_lab.training.checkpoint import latest_checkpoint, rng_state, weights_sha256
 

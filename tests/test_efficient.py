@@ -9,7 +9,8 @@ pairing query head h with K/V head h % G instead of h // (H / G).
 import pytest
 import torch
 
-from attnflex_lab import efficient, functional, kv_cache
+from attnflex_lab import functional
+from attnflex_lab.kernels import efficient, kv_cache
 from attnflex_lab.models.transformer import GPTConfig, TinyGPT
 from attnflex_lab.modules import causal_mask
 

@@ -14,9 +14,13 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import TensorDataset
 
-from attnflex_lab import interp, memory, perf, positional, shipping
+from attnflex_lab import positional
+from attnflex_lab.analysis import interp
+from attnflex_lab.kernels import memory
 from attnflex_lab.models.encoder_decoder import EncoderDecoderConfig, TransformerSeq2Seq
 from attnflex_lab.models.text_classifier import PooledTextClassifier, TextClassifierConfig
+from attnflex_lab.perf import flops as perf
+from attnflex_lab.serve import shipping
 from attnflex_lab.training import LivePlot, TensorBoardLogger, TrainConfig, fit
 from attnflex_lab.training import checkpoint as ckpt_module
 from attnflex_lab.training import train as train_module

@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
-from attnflex_lab import exercises, functional, perf
+from attnflex_lab import exercises, functional
 from attnflex_lab.exercises import ExerciseError, check, describe_difference, show_solution
 from attnflex_lab.modules import MultiHeadAttention, SinusoidalPositionalEncoding, causal_mask
+from attnflex_lab.perf import flops as perf
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from attnflex_lab import explain
+from attnflex_lab.analysis import explain
 from attnflex_lab.models.vit import TinyViT, ViTConfig
 from attnflex_lab.viz.rollout import attention_rollout
 

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attnflex_lab import flash, functional, memory
+from attnflex_lab import functional
+from attnflex_lab.kernels import flash, memory
 from attnflex_lab.modules import causal_mask
 
 F64 = torch.float64

@@ -18,7 +18,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnflex_lab import flash, functional
+from attnflex_lab import functional
+from attnflex_lab.kernels import flash
 from attnflex_lab.modules import causal_mask
 
 F64 = torch.float64

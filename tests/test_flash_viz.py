@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.patches import Rectangle
 
-from attnflex_lab import flash_viz
+from attnflex_lab.viz import flash_tiles as flash_viz
 
 
 @pytest.fixture

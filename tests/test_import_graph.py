@@ -140,3 +140,78 @@ def test_private_import_check_sees_a_planted_one(tmp_path, planted):
 
 def test_no_module_imports_another_modules_private_names():
     assert _private_imports(_modules()) == []
+
+
+# --- the floors of the regrouped package (issue 19 §4) ---------------------------------------------
+
+MODEL_CODE = ("models", "training", "recipes", "adapt", "analysis", "elasticity", "serve", "tasks")
+
+
+def _floor_violations(graph: dict[str, set[str]], folder: str, forbidden: tuple[str, ...]) -> list[str]:
+    """Import-time edges from PACKAGE.folder.* into any PACKAGE.<forbidden>.* module."""
+    prefix = f"{PACKAGE}.{folder}"
+    bad = []
+    for module, targets in graph.items():
+        if module == prefix or module.startswith(prefix + "."):
+            for target in targets:
+                top = target.split(".")[1] if target.count(".") >= 1 else ""
+                if top in forbidden:
+                    bad.append(f"{module} imports {target}")
+    return sorted(bad)
+
+
+def test_viz_draws_arrays_and_imports_no_model_code():
+    assert _floor_violations(import_graph(_modules()), "viz", MODEL_CODE) == []
+
+
+def test_analysis_imports_no_viz():
+    assert _floor_violations(import_graph(_modules()), "analysis", ("viz",)) == []
+
+
+def test_kernels_import_no_model_code():
+    assert _floor_violations(import_graph(_modules()), "kernels", MODEL_CODE + ("viz",)) == []
+
+
+def test_floor_check_sees_a_planted_edge():
+    graph = {f"{PACKAGE}.viz.x": {f"{PACKAGE}.models.vit"}, f"{PACKAGE}.analysis.y": {f"{PACKAGE}.viz.x"}}
+    assert _floor_violations(graph, "viz", MODEL_CODE) == [f"{PACKAGE}.viz.x imports {PACKAGE}.models.vit"]
+    assert _floor_violations(graph, "analysis", ("viz",)) == [f"{PACKAGE}.analysis.y imports {PACKAGE}.viz.x"]
+
+
+def _imports_of_old_names(paths) -> list[str]:
+    """Imports that name a module by its pre-regroup flat name (attnflex_lab.flash, `from .. import explain`)."""
+    from attnflex_lab._moved import MOVED
+
+    found = []
+    for path in paths:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                parts = name.split(".")
+                if len(parts) >= 2 and parts[0] == PACKAGE and parts[1] in MOVED:
+                    found.append(f"{path.name}:{node.lineno} {name}")
+    return found
+
+
+def test_the_lab_itself_uses_the_new_names():
+    """Old names stay importable for learners' code, but the package, tests and benchmarks use the new ones."""
+    root = ROOT.parent
+    paths = [*ROOT.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "benchmarks").glob("*.py")]
+    assert _imports_of_old_names(paths) == []
+
+
+def test_old_names_import_the_moved_module_itself():
+    import importlib
+
+    from attnflex_lab._moved import MOVED
+
+    for old, new in MOVED.items():
+        alias = importlib.import_module(f"{PACKAGE}.{old}")
+        real = importlib.import_module(f"{PACKAGE}.{new}")
+        assert alias is real, old
+        assert real.__spec__.name == f"{PACKAGE}.{new}"  # the alias did not rename the real module

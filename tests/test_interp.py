@@ -4,7 +4,7 @@ manual ablations, activation patching where the answer is known, uniform attenti
 import pytest
 import torch
 
-from attnflex_lab import interp
+from attnflex_lab.analysis import interp
 from attnflex_lab.models.transformer import EncoderConfig, SequenceEncoder
 from attnflex_lab.modules import MultiHeadAttention, run_with_cache
 

@@ -9,8 +9,7 @@ dtype instead of float32 (bf16 counts differ), a naive count that forgets readin
 import pytest
 import torch
 
-from attnflex_lab import flash
-from attnflex_lab.kernels import io_model
+from attnflex_lab.kernels import flash, io_model
 
 
 @pytest.mark.parametrize("T,S,D,Dv,block_q,block_k,causal", [

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnflex_lab import explain, interp
+from attnflex_lab.analysis import explain, interp
 from attnflex_lab.recipes.sequence import best_head_alignment
 from attnflex_lab.recipes.vit import vit_eval
 

@@ -242,9 +242,9 @@ def test_a_live_curve_is_a_no_op_outside_a_kernel(monkeypatch):
 
 def test_the_lessons_loops_draw_each_run_in_one_shared_figure():
     """amp.train_curve, elasticity's train_context and run_schedule: one figure, the current run."""
-    from attnflex_lab import amp
     from attnflex_lab.elasticity.context import ContextConfig, train_context
     from attnflex_lab.elasticity.experiment import SwitchConfig, run_schedule
+    from attnflex_lab.perf import amp
 
     clock, display = Clock(), FakeDisplay()
     data = _data()

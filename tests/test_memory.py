@@ -4,7 +4,7 @@ results as new memory (the view test fails), never subtracting freed storages (t
 import pytest
 import torch
 
-from attnflex_lab import memory
+from attnflex_lab.kernels import memory
 
 MIB = 2**20
 

@@ -10,8 +10,8 @@ old hand-copied ``kv_cache.gpt_forward``, which ignored ``kv_prefix`` and broke 
 import pytest
 import torch
 
-from attnflex_lab import kv_cache
 from attnflex_lab.adapt import AdapterConfig, PrefixConfig, add_adapters, add_prefix
+from attnflex_lab.kernels import kv_cache
 from attnflex_lab.models.transformer import GPTConfig, TinyGPT
 from attnflex_lab.modules import MultiHeadAttention, run_with_cache
 

@@ -4,9 +4,9 @@
 import pytest
 import torch
 
-from attnflex_lab import perf
 from attnflex_lab.exercises import ExerciseError, check
 from attnflex_lab.models.transformer import GPTConfig, TinyGPT
+from attnflex_lab.perf import flops as perf
 
 
 def test_flops_per_token_formula():

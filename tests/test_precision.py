@@ -30,8 +30,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnflex_lab import efficient, functional, kv_cache, ops, positional
+from attnflex_lab import functional, ops, positional
 from attnflex_lab.adapt import PrefixConfig, add_prefix
+from attnflex_lab.kernels import efficient, kv_cache
 from attnflex_lab.models.transformer import GPTConfig, TinyGPT
 from attnflex_lab.modules import BACKENDS, MultiHeadAttention
 

@@ -1,10 +1,10 @@
-"""FGSM, PGD, noise and token corruption (attnflex_lab.robustness)."""
+"""FGSM, PGD, noise and token corruption (attnflex_lab.analysis.robustness)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from attnflex_lab.robustness import corrupt_tokens, fgsm, gaussian_noise, pgd
+from attnflex_lab.analysis.robustness import corrupt_tokens, fgsm, gaussian_noise, pgd
 
 
 def _linear_problem(seed=0):

@@ -1,4 +1,4 @@
-"""attnflex_lab.shipping: int8 quantization, serialized size, torch.export, the latency table."""
+"""attnflex_lab.serve.shipping: int8 quantization, serialized size, torch.export, the latency table."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 
 from attnflex_lab.models.transformer import EncoderConfig, SequenceEncoder
 from attnflex_lab.models.vit import TinyViT, ViTConfig
-from attnflex_lab.shipping import export_model, latency_table, model_size_bytes, onnx_available, quantize_int8
+from attnflex_lab.serve.shipping import export_model, latency_table, model_size_bytes, onnx_available, quantize_int8
 
 pytestmark = pytest.mark.filterwarnings(
     # torch 2.13 deprecates torch.ao.quantization in favour of torchao (not a lab dependency); the

@@ -1,4 +1,4 @@
-"""attnflex_lab.viz.sdpa: the SDPA sweep (memory via attnflex_lab.memory), its plot and its widget.
+"""attnflex_lab.viz.sdpa: the SDPA sweep (memory via attnflex_lab.kernels.memory), its plot and its widget.
 
 Memory is asserted (deterministic on CPU: the bytes ops return), time never is.
 Planted bugs each test caught: the backend ignored inside the sweep (flash rows measured the math

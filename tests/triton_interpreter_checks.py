@@ -11,9 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnflex_lab import flash
 from attnflex_lab.exercises import ExerciseError, check
-from attnflex_lab.kernels import load_triton_flash
+from attnflex_lab.kernels import flash, load_triton_flash
 
 tf = load_triton_flash(interpret=True)   # sets TRITON_INTERPRET=1 (already set by the caller) before Triton's import
 import triton  # noqa: E402  (after the loader: the interpreter reads `tl` from each jit function's globals)

@@ -27,7 +27,7 @@ register(Exercise(
     hints=("a multiply-add is 2 FLOPs; every weight is used once per token in the forward pass.",
            "the backward pass costs about twice the forward (gradients for inputs and for weights): 6N.",
            "per layer, q·k and the weighted sum each cost 2·C·T per token forward; times 3 for training."),
-    guards=("attnflex_lab.perf:flops_per_token",),
+    guards=("attnflex_lab.perf.flops:flops_per_token",),
     compare=lambda got, exp: (None if isinstance(got, (int, float)) and abs(got - exp) <= 1e-9 * exp
                               else f"got {got!r}, expected {exp:.6g}"),
 ))
@@ -55,7 +55,7 @@ register(Exercise(
     hints=("MFU is a ratio of two rates: what the model did per second over what the chip could do.",
            "achieved FLOP/s = tokens_per_second × flops_per_tok.",
            "the peak is given in TFLOP/s: multiply it by 1e12 before dividing."),
-    guards=("attnflex_lab.perf:mfu",),
+    guards=("attnflex_lab.perf.flops:mfu",),
     compare=lambda got, exp: (None if isinstance(got, (int, float)) and abs(got - exp) <= 1e-9 * abs(exp)
                               else f"got {got!r}, expected {exp:.6g}"),
 ))

@@ -1,5 +1,7 @@
-"""Kernels beside the plain-PyTorch ones in ``flash``: the IO model that says why tiling is fast
-(``io_model``) and an optional Triton FlashAttention (``triton_flash``, loaded through ``load_triton_flash``)."""
+"""Attention kernels: FlashAttention-2 in plain PyTorch (``flash``), sliding-window, linear and grouped-query
+attention (``efficient``), the KV cache and cached decoding (``kv_cache``), peak-memory measurement (``memory``),
+the IO model that says why tiling is fast (``io_model``) and an optional Triton FlashAttention (``triton_flash``,
+loaded through ``load_triton_flash``)."""
 
 from __future__ import annotations
 

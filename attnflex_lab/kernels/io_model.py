@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..flash import key_blocks
+from .flash import key_blocks
 
 
 @dataclass(frozen=True)

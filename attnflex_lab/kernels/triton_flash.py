@@ -21,7 +21,7 @@ import triton.language as tl
 from triton.runtime.jit import JITFunction
 
 from .._validate import check_attention_inputs
-from ..flash import FlashAttentionFunction, check_flash_args, expand_mask
+from .flash import FlashAttentionFunction, check_flash_args, expand_mask
 
 MIN_BLOCK = 16   # tl.dot wants every dim ≥ 16 on a GPU; tl.arange wants powers of two
 

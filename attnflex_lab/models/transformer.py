@@ -19,7 +19,7 @@ from torch import nn
 from ..modules import TransformerBlock, positional_encoding
 
 if TYPE_CHECKING:
-    from ..kv_cache import KVCache
+    from ..kernels.kv_cache import KVCache
 
 
 def init_gpt2_weights(module: nn.Module) -> None:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.transformer import GPTConfig, TinyGPT, check_token_range
-from ..perf import preferred_amp_dtype
+from ..perf.flops import preferred_amp_dtype
 from ..profiles import by_profile
 from ..tasks.text import char_lm_data
 from ..training import TrainConfig

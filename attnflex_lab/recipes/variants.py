@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..analysis.robustness import fgsm, pgd
 from ..metrics import accuracy, attention_entropy, attention_on_target, exact_match
 from ..models.classifier import AttentionPoolingClassifier, ClassifierConfig
 from ..models.transformer import EncoderConfig, SequenceEncoder
 from ..modules import run_with_cache
 from ..profiles import by_profile
-from ..robustness import fgsm, pgd
 from ..tasks.algorithmic import make_task
 from ..tasks.digits import make_digits
 from ..training import History, TrainConfig, fit

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from ..kv_cache import generate_greedy
+from ..kernels.kv_cache import generate_greedy
 from ..models.classifier import AttentionPoolingClassifier, ClassifierConfig, MeanPoolingClassifier
 from ..models.transformer import SequenceEncoder, TinyGPT
 from ..models.vit import TinyViT, ViTConfig

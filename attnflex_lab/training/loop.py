@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..perf import synchronize  # the one device sync (perf owns the timer); recipes.lm imports it from here
+from ..perf.flops import synchronize  # the one device sync (perf owns the timer); recipes.lm imports it from here
 from .batches import batch_indices, gather, rank_slice, to_device
 from .callbacks import TrainState, call_hook
 from .checkpoint import rng_state, save_training_checkpoint, set_rng_state

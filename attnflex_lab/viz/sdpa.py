@@ -1,7 +1,7 @@
 """SDPA backends against sequence length: peak memory and forward + backward time (lesson 06).
 
 ``sdpa_sweep`` measures ``F.scaled_dot_product_attention`` forward + backward for each T and each
-backend that runs on the device, with ``attnflex_lab.memory`` (``peak_bytes``, ``time_call``):
+backend that runs on the device, with ``attnflex_lab.kernels.memory`` (``peak_bytes``, ``time_call``):
 nothing here measures on its own. A T where the device runs out of memory is kept as a row with
 ``out_of_memory=True`` and named in the plot's legend, not mistaken for a missing kernel.
 ``plot_sdpa_sweep`` draws one measure against T, one line per backend; ``explore_sdpa_sweep`` is a
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..memory import peak_bytes, time_call
+from ..kernels.memory import peak_bytes, time_call
 
 BACKENDS = (SDPBackend.MATH, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
             SDPBackend.CUDNN_ATTENTION)

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from ._validate import check_attention_inputs, check_floating, check_scale
-from .functional import default_scale
+from .._validate import check_attention_inputs, check_floating, check_scale
+from ..functional import default_scale
 
 # Among the fastest of the 64–512 blocks tried at T = 512, D = 64 on 2 CPU cores (forward + backward);
 # a (128, 256) float32 tile per (batch, head) is 128 KiB, small beside the O(T·D) tensors.

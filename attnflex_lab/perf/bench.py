@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .cli_errors import UsageError
+from ..cli_errors import UsageError
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .perf import time_runs
+from ..perf.flops import time_runs
 
 
 def _check_module(model, what: str) -> None:

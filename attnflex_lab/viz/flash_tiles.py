@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import Rectangle
 
-from .flash import trace_tiles
-from .functional import attention
-from .modules import causal_mask
+from ..functional import attention
+from ..kernels.flash import trace_tiles
+from ..modules import causal_mask
 
 
 def tile_story(q: torch.Tensor, k: torch.Tensor, *, causal: bool = True, block_q: int = 4,

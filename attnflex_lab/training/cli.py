@@ -20,8 +20,8 @@ import json
 import os
 import sys
 
-from .cli_errors import OneLineParser, UsageError, int_in_range
-from .profiles import PROFILES
+from ..cli_errors import OneLineParser, UsageError, int_in_range
+from ..profiles import PROFILES
 
 
 def _parser(task_names: list[str]) -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def _parser(task_names: list[str]) -> argparse.ArgumentParser:
 
 def _add_adaptation_flags(parser: argparse.ArgumentParser) -> None:
     """Lesson 10: start from trained weights and fine-tune only a few new parameters."""
-    from .adapt import PEFT_METHODS
+    from ..adapt import PEFT_METHODS
 
     group = parser.add_argument_group("adaptation (lesson 10)")
     group.add_argument("--init-from", default=None, metavar="CHECKPOINT",
@@ -76,7 +76,7 @@ _METHOD_FLAGS = {"lora_rank": "lora", "lora_alpha": "lora", "adapter_size": "ada
 
 def _peft_config(args, parser):
     """The config of ``--peft``'s method from its flags; a flag of another method is an error."""
-    from . import adapt
+    from .. import adapt
 
     for key, method in _METHOD_FLAGS.items():
         if getattr(args, key) is not None and args.peft != method:
@@ -94,7 +94,7 @@ def _peft_config(args, parser):
 def _model_preparer(args, cfg, init_state: dict | None):
     """model -> None: load --init-from's weights (read and checked before training), then add
     --peft's parameters."""
-    from . import adapt
+    from .. import adapt
 
     def prepare(model):
         if init_state is not None:
@@ -148,7 +148,7 @@ def _check_device(name: str | None) -> None:
 
 
 def _profile_name(args) -> str:
-    from .profiles import PROFILE_ENV, profile
+    from ..profiles import PROFILE_ENV, profile
 
     if args.profile is not None:
         return args.profile
@@ -161,7 +161,7 @@ def _profile_name(args) -> str:
 
 def _read_checkpoint(flag: str, path: str) -> dict:
     """A checkpoint for --resume or --init-from, read before any training; its faults as one line."""
-    from .training.checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import CheckpointError, load_checkpoint
 
     try:
         return load_checkpoint(path)
@@ -179,7 +179,7 @@ def _check_resume_recipe(path: str, ckpt: dict, recipe: str) -> None:
 
 
 def _check_output_folders(args, rank: int) -> None:
-    from .training.checkpoint import CheckpointDirError, check_fresh_directory, check_writable
+    from .checkpoint import CheckpointDirError, check_fresh_directory, check_writable
 
     try:
         for flag, folder in (("--checkpoint-dir", args.checkpoint_dir), ("--log-dir", args.log_dir)):
@@ -192,7 +192,7 @@ def _check_output_folders(args, rank: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import recipes
+    from .. import recipes
 
     parser = _parser(recipes.names())
     args = parser.parse_args(argv)
@@ -218,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("steps", "checkpoint_dir", "checkpoint_every", "device"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    from .training import distributed
-    from .training.checkpoint import lock_directory
-    from .training.tracking import log_dir_callbacks
+    from . import distributed
+    from .checkpoint import lock_directory
+    from .tracking import log_dir_callbacks
 
     # rank 0 alone writes checkpoints, so it alone holds the folder's lock for the whole run
     folder_lock = (lock_directory(args.checkpoint_dir) if args.checkpoint_dir and rank == 0
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                                  init_state),
                                                    **overrides)
     if info.rank == 0:
-        from .adapt import trainable_parameters
+        from ..adapt import trainable_parameters
 
         line = {"task": args.task, "profile": profile_name, "seed": args.seed,
                 **metrics, "trainable_params": trainable_parameters(run.model)}

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_floating
-from .modules import run_with_cache
-from .viz.rollout import attention_rollout
+from .._validate import check_floating
+from ..modules import run_with_cache
+from ..viz.rollout import attention_rollout
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]   # inputs (B, ...) -> logits (B, K)
 

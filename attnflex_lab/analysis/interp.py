@@ -25,7 +25,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .modules import MultiHeadAttention, set_backend
+from ..modules import MultiHeadAttention, set_backend
 
 Head = tuple[int, int]   # (layer, head)
 

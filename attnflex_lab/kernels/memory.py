@@ -24,7 +24,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .perf import time_runs
+from ..perf.flops import time_runs
 
 
 def _storage_key(t: torch.Tensor):

@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_attention_inputs, check_min_dims, check_scale
-from .functional import attention, default_scale, masked_softmax
+from .._validate import check_attention_inputs, check_min_dims, check_scale
+from ..functional import attention, default_scale, masked_softmax
 
 
 def _check_positive(name: str, value) -> int:

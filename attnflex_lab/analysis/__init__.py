@@ -1,0 +1,1 @@
+"""Reading trained models: attributions and faithfulness, head ablation and patching, robustness, rollout."""

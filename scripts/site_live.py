@@ -126,7 +126,8 @@ def live_widget(view_model_id: str, states: dict, records: dict, counter: list[i
         data_id = f"afl-live-data-{counter[0]}"
         start = ",".join(str(c["start"]) for c in record["controls"])
         first = "".join(render_output(record["pool"][i]) for i in record["states"][start])
-        areas[output_id] = (f'<div class="afl-live-output" data-afl-data="{data_id}" data-afl-key="{start}">'
+        areas[output_id] = (f'<div class="afl-live-output" data-afl-data="{data_id}" data-afl-key="{start}" '
+                            f'data-afl-output="{output_id}">'
                             f"{first}</div>")
         payload = {"controls": [c["model_id"] for c in record["controls"]], "states": record["states"],
                    "pool": record["pool"]}
@@ -139,10 +140,15 @@ def live_widget(view_model_id: str, states: dict, records: dict, counter: list[i
     return f'<div class="afl-live">{note}{body}{"".join(data)}</div>'
 
 
+NOT_REPLAYED = ("its drawing is not made through interactive_output or interact, the calls the site build "
+                "records and replays")
+
+
 def why_static(view_model_id: str, states: dict, records: dict) -> str:
-    """Why a widget is not interactive on the page ("" when it has no recorded drawing)."""
-    notes = [r["note"] for r in records_in(view_model_id, states, records).values() if r.get("note")]
-    return "; ".join(dict.fromkeys(notes))
+    """Why a widget with controls is not interactive on the page."""
+    found = records_in(view_model_id, states, records)
+    notes = [r["note"] for r in found.values() if r.get("note")]
+    return "; ".join(dict.fromkeys(notes)) if found else NOT_REPLAYED
 
 
 def check_page_budget(sizes: dict[str, int], limit: int = MAX_PAGE_BYTES) -> None:

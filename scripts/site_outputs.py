@@ -134,7 +134,7 @@ def static_widget_outputs(output: dict, states: dict, records: dict | None = Non
     shown = []
     if controls:
         note = NOTE.format(controls=", ".join(controls))
-        why = site_live.why_static(view.get("model_id", ""), states, records or {})
+        why = site_live.why_static(view.get("model_id", ""), states, records) if records is not None else ""
         note += f" Not precomputed for this page: {why}." if why else ""
         shown.append(_html_output(f'<div class="afl-widget-note">{html.escape(note)}</div>'))
     for piece in pieces:

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 MAX_STATES = 50             # states stored per widget (Neuromatch's precomputed-slider bound)
-MAX_WIDGET_BYTES = 4 << 20  # one widget's states, base64 PNGs included; past it the widget stays a note
+MAX_WIDGET_BYTES = 2 << 20  # one widget's states, base64 PNGs included (a page holds 8 MB): the grid
+                            # shrinks to fit, from the size of the first drawing
 MAX_SECONDS = 60.0          # time to precompute one widget; past it the widget stays a note
 EXAMPLE_INPUTS = 6          # example inputs offered for a text box
 SLIDERS = {"IntSlider", "FloatSlider", "FloatLogSlider", "SelectionSlider"}
@@ -160,42 +161,57 @@ def _restore_rng(saved) -> None:
 def precompute(call, controls: dict, max_states: int = MAX_STATES, max_bytes: int = MAX_WIDGET_BYTES,
                max_seconds: float = MAX_SECONDS) -> dict:
     """Run ``call(**values)`` over the grid; return the record the site build reads (``note`` says
-    why a widget stays static: a control the site cannot offer, too many bytes or too slow)."""
+    why a widget stays static: a control the site cannot offer, too many bytes or too slow).
+
+    Every state starts from the random state the lesson had after the cell, which is restored at
+    the end: precomputing changes nothing that later cells see."""
+    saved = _rng_states()
+    try:
+        return _precompute(call, controls, max_states, max_bytes, max_seconds, lambda: _restore_rng(saved))
+    finally:
+        _restore_rng(saved)
+
+
+def _precompute(call, controls, max_states, max_bytes, max_seconds, reset_rng) -> dict:
     record = {"controls": [], "states": {}, "pool": [], "note": None}
     try:
         choices = {name: control_choices(widget) for name, widget in controls.items()}
     except TypeError as err:
         return {**record, "note": str(err)}
-    counts = grid_counts([c["total"] for c in choices.values()], max_states)
+    first = _run_state(call, {name: c["values"][c["start"]] for name, c in choices.items()})
+    fits = int(0.9 * max_bytes // max(len(json.dumps(first)), 1))  # the grid shrinks to the byte budget
+    if fits < 2:
+        return {**record, "note": f"one drawing takes {len(json.dumps(first)) / 2**20:.1f} MB"}
+    counts = grid_counts([c["total"] for c in choices.values()], min(max_states, fits))
     for (name, choice), count in zip(choices.items(), counts, strict=True):
         # text examples come best first: keep the first ones; steps and options: spread evenly
         keep = list(range(count)) if choice["kind"] in TEXTS else subsample(choice["total"], count, choice["start"])
         record["controls"].append({**{k: v for k, v in choice.items() if k != "values"}, "name": name,
                                    "labels": [choice["labels"][i] for i in keep],
                                    "start": keep.index(choice["start"]), "indices": keep})
+    start_key = ",".join(str(c["start"]) for c in record["controls"])
     pool_index: dict[str, int] = {}
-    saved, started, size = _rng_states(), time.monotonic(), 0
-    try:
-        for position in itertools.product(*[range(len(c["indices"])) for c in record["controls"]]):
-            kwargs = {c["name"]: choices[c["name"]]["values"][c["indices"][i]]
-                      for c, i in zip(record["controls"], position, strict=True)}
-            refs = []
-            for shown in _run_state(call, kwargs):
-                text = json.dumps(shown)
-                if text not in pool_index:
-                    pool_index[text] = len(record["pool"])
-                    record["pool"].append(shown)
-                    size += len(text)
-                refs.append(pool_index[text])
-            record["states"][",".join(map(str, position))] = refs
-            if size > max_bytes:
-                return {**record, "states": {}, "pool": [], "note": (
-                    f"its drawings pass {max_bytes / 2**20:.0f} MB, too much to store in the page")}
-            if time.monotonic() - started > max_seconds:
-                return {**record, "states": {}, "pool": [], "note": (
-                    f"precomputing its states took over {max_seconds:.0f} s")}
-    finally:
-        _restore_rng(saved)
+    started, size = time.monotonic(), 0
+    for position in itertools.product(*[range(len(c["indices"])) for c in record["controls"]]):
+        key = ",".join(map(str, position))
+        kwargs = {c["name"]: choices[c["name"]]["values"][c["indices"][i]]
+                  for c, i in zip(record["controls"], position, strict=True)}
+        reset_rng()
+        refs = []
+        for shown in first if key == start_key else _run_state(call, kwargs):
+            text = json.dumps(shown)
+            if text not in pool_index:
+                pool_index[text] = len(record["pool"])
+                record["pool"].append(shown)
+                size += len(text)
+            refs.append(pool_index[text])
+        record["states"][key] = refs
+        if size > max_bytes:
+            return {**record, "states": {}, "pool": [], "note": (
+                f"its drawings pass {max_bytes / 2**20:.0f} MB, too much to store in the page")}
+        if time.monotonic() - started > max_seconds:
+            return {**record, "states": {}, "pool": [], "note": (
+                f"precomputing its states took over {max_seconds:.0f} s")}
     return record
 
 

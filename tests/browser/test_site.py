@@ -169,7 +169,8 @@ def move_every_live_widget(page, states_folder: Path, stem: str) -> None:
             shown_value = _move(box, control, to)
             start[which] = to
             key = ",".join(map(str, start))
-            page.wait_for_function("([a, k]) => a.dataset.aflKey === k", arg=[area.element_handle(), key])
+            page.wait_for_function("([a, k]) => a.dataset.aflKey === k", arg=[area.element_handle(), key],
+                                   timeout=10_000)  # the page script swapped in the state for that key
             assert shown_value.strip() == control["labels"][to].strip(), (stem, control["name"], shown_value)
             assert _shown(area) == _expected(record, key), f"{stem}: widget {b} shows the wrong state for {key}"
             changed |= _shown(area) != before

@@ -126,6 +126,7 @@ def test_install_records_interactive_output_and_writes_the_states_after_the_cell
     for owner in (interaction, ipywidgets, ipywidgets.widgets):  # undone after the test
         monkeypatch.setattr(owner, "interactive_output", interaction.interactive_output)
     monkeypatch.setattr(interaction.interactive, "__init__", interaction.interactive.__init__)
+    monkeypatch.setattr(ipywidgets.Widget, "_repr_mimebundle_", ipywidgets.Widget._repr_mimebundle_)
 
     class Shell:
         class events:
@@ -138,11 +139,14 @@ def test_install_records_interactive_output_and_writes_the_states_after_the_cell
     recorder = site_states.install(tmp_path, max_states=4, shell=Shell)
     slider = ipywidgets.IntSlider(value=1, min=0, max=9)
     output = ipywidgets.interactive_output(lambda n: print(n * 2), {"n": slider})
+    checked_only = ipywidgets.interactive_output(lambda n: print(n), {"n": slider})  # built, never shown
+    ipywidgets.VBox([slider, ipywidgets.HBox([output])])._repr_mimebundle_()     # what display() calls
     assert [name for name, _ in Shell.events.registered] == ["post_run_cell"]
     Shell.events.registered[0][1]()
+    assert not (tmp_path / f"{checked_only.model_id}.json").exists()
     record = json.loads((tmp_path / f"{output.model_id}.json").read_text())
     assert len(record["states"]) == 4 and record["controls"][0]["model_id"] == slider.model_id
-    assert recorder.pending == []
+    assert [entry[0] for entry in recorder.pending] == [checked_only.model_id]  # until it is shown
 
 
 def _model(name, **state):

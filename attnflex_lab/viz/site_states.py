@@ -217,19 +217,33 @@ def _precompute(call, controls, max_states, max_bytes, max_seconds, reset_rng) -
     return record
 
 
+def _descendants(widget) -> set[str]:
+    """Model ids of a widget and of everything in its boxes."""
+    found = {getattr(widget, "model_id", None)}
+    for child in getattr(widget, "children", ()) or ():
+        found |= _descendants(child)
+    return found
+
+
 class Recorder:
-    """Remembers each interactive drawing built in a cell; precomputes them when the cell is done."""
+    """Remembers each interactive drawing built in a cell; precomputes those that have been
+    displayed once the cell is done (one built only to be checked costs nothing)."""
 
     def __init__(self, folder: Path, max_states: int, max_seconds: float):
         self.folder, self.max_states, self.max_seconds = Path(folder), max_states, max_seconds
         self.pending: list[tuple[str, object, dict]] = []
+        self.shown: set[str] = set()
 
     def add(self, output, call, controls: dict) -> None:
         self.pending.append((output.model_id, call, dict(controls)))
 
+    def displayed(self, widget) -> None:
+        self.shown |= _descendants(widget)
+
     def after_cell(self, *_args) -> None:
-        pending, self.pending = self.pending, []
-        for model_id, call, controls in pending:
+        ready = [entry for entry in self.pending if entry[0] in self.shown]
+        self.pending = [entry for entry in self.pending if entry[0] not in self.shown]
+        for model_id, call, controls in ready:
             started = time.monotonic()
             record = precompute(call, controls, self.max_states, max_seconds=self.max_seconds)
             record["seconds"] = round(time.monotonic() - started, 2)
@@ -263,6 +277,14 @@ def install(folder, max_states: int = MAX_STATES, max_seconds: float = MAX_SECON
         if live and getattr(self, "manual", False) is False:
             recorder.add(self.out, functools.partial(self.f, **fixed), live)
 
+    original_bundle = ipywidgets.Widget._repr_mimebundle_
+
+    @functools.wraps(original_bundle)
+    def repr_mimebundle(self, *args, **kwargs):  # how a widget is displayed (display() or a cell's value)
+        recorder.displayed(self)
+        return original_bundle(self, *args, **kwargs)
+
+    ipywidgets.Widget._repr_mimebundle_ = repr_mimebundle
     interaction.interactive_output = ipywidgets.interactive_output = interactive_output
     ipywidgets.widgets.interactive_output = interactive_output
     interaction.interactive.__init__ = interactive_init

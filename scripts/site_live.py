@@ -137,7 +137,24 @@ def live_widget(view_model_id: str, states: dict, records: dict, counter: list[i
     note = (f'<div class="afl-live-note">Interactive without a kernel: {html.escape(summary)}. '
             "In Jupyter or Colab every value works.</div>")
     body = _layout(view_model_id, states, controls, areas, set())
+    # controls displayed apart from the drawing (display(slider); display(out)) are repeated here
+    tree = set(_ids_in(view_model_id, states))
+    apart = "".join(_control_html(i, {**c, "model_name": c["kind"] + "Model"}) for i, c in controls.items()
+                    if i not in tree)
+    body = (f'<div class="afl-live-row">{apart}</div>' if apart else "") + body
     return f'<div class="afl-live">{note}{body}{"".join(data)}</div>'
+
+
+SHOWN_WITH_DRAWING = ("Interactive without a kernel with the drawing it moves, below: its controls are "
+                      "repeated there, with the precomputed states.")
+
+
+def controls_shown_with_drawing(view_model_id: str, states: dict, records: dict) -> bool:
+    """True for a widget of controls only, each of which moves a precomputed drawing shown apart."""
+    used = {c["model_id"] for r in records.values() if not r.get("note") for c in r["controls"]}
+    ids = _ids_in(view_model_id, states)
+    mine = [i for i in ids if i in used]
+    return bool(mine) and not records_in(view_model_id, states, records)
 
 
 NOT_REPLAYED = ("its drawing is not made through interactive_output or interact, the calls the site build "

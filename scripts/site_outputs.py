@@ -128,6 +128,8 @@ def static_widget_outputs(output: dict, states: dict, records: dict | None = Non
     live = site_live.live_widget(view.get("model_id", ""), states, records or {}, counter or [0])
     if live:
         return [_html_output(live)]
+    if site_live.controls_shown_with_drawing(view.get("model_id", ""), states, records or {}):
+        return [_html_output(f'<div class="afl-live-note">{html.escape(site_live.SHOWN_WITH_DRAWING)}</div>')]
     controls: list[str] = []
     pieces: list = []
     _walk(view.get("model_id", ""), states, controls, pieces, set())

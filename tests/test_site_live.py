@@ -198,3 +198,14 @@ def test_the_page_budget_fails_the_build_naming_the_pages_past_it():
     with pytest.raises(SystemExit, match=r"c\.html \(8\.0 MB\)") as failure:
         site_live.check_page_budget({"a.html": 100, "c.html": (8 << 20) + 1})
     assert "a.html" not in str(failure.value)
+
+
+def test_controls_displayed_apart_from_their_drawing_are_repeated_with_it():
+    """display(controls); display(output): the output's view gets the controls, the controls' view a pointer."""
+    states = _widget_states()
+    page = site_live.live_widget("out", states, {"out": _record()}, [0])
+    assert page.index('type="range"') < page.index('type="checkbox"') < page.index("afl-live-output")
+    view = {"output_type": "display_data", "metadata": {},
+            "data": {site_outputs.WIDGET_VIEW: {"model_id": "row"}, "text/plain": "HBox()"}}
+    shown = site_outputs.static_widget_outputs(view, states, {"out": _record()})
+    assert len(shown) == 1 and site_live.SHOWN_WITH_DRAWING in shown[0]["data"]["text/html"]

@@ -130,7 +130,7 @@ def live_widget(view_model_id: str, states: dict, records: dict, counter: list[i
                             f'data-afl-output="{output_id}">'
                             f"{first}</div>")
         payload = {"controls": [c["model_id"] for c in record["controls"]], "states": record["states"],
-                   "pool": record["pool"]}
+                   "start": [c["start"] for c in record["controls"]], "pool": record["pool"]}
         data.append(f'<script type="application/json" id="{data_id}">'
                     f'{json.dumps(payload).replace("</", "<" + chr(92) + "/")}</script>')
     summary = "; ".join(_summary(r) for r in found.values())

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import ipywidgets
+import nbformat
 import pytest
 import torch
 from ipywidgets.widgets import interaction
@@ -21,6 +22,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import site_live  # noqa: E402
 import site_outputs  # noqa: E402
+import site_pages  # noqa: E402
 
 
 @pytest.mark.parametrize("sizes, budget", [([51, 2, 6, 3], 50), ([51, 2, 6, 3], 8), ([2, 3], 50),
@@ -209,3 +211,19 @@ def test_controls_displayed_apart_from_their_drawing_are_repeated_with_it():
             "data": {site_outputs.WIDGET_VIEW: {"model_id": "row"}, "text/plain": "HBox()"}}
     shown = site_outputs.static_widget_outputs(view, states, {"out": _record()})
     assert len(shown) == 1 and site_live.SHOWN_WITH_DRAWING in shown[0]["data"]["text/html"]
+
+
+def test_rendering_fails_loudly_on_a_page_past_the_budget(tmp_path):
+    """build_site.render_lessons measures every page it writes and stops the build past the budget."""
+    import build_site
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 01 · Title\n\n" + "words " * 400)]
+    nbformat.write(nb, tmp_path / "01_title.ipynb")
+    lesson = site_pages.lesson_from_notebook("01_title", nb)
+    (tmp_path / "out").mkdir()
+    build_site.render_lessons([tmp_path / "01_title.ipynb"], [lesson], tmp_path / "out", "smoke",
+                              max_page_bytes=10 << 20)
+    with pytest.raises(SystemExit, match=r"01_title\.html"):
+        build_site.render_lessons([tmp_path / "01_title.ipynb"], [lesson], tmp_path / "out", "smoke",
+                                  max_page_bytes=2000)

@@ -1,5 +1,6 @@
 // Widgets without a kernel: each .afl-live box holds HTML controls, output areas and, per area, its
-// precomputed states as JSON ({controls: [model ids], states: {"i,j": [pool refs]}, pool: [...]}).
+// precomputed states as JSON ({controls: [model ids], start: [indices], states: {"i,j": [pool refs]},
+// pool: [{png} | {plotly} | {html} | {text}]}).
 // Moving a control looks up the state at the controls' indices and shows its stored drawing.
 (function () {
   "use strict";
@@ -41,8 +42,9 @@
     });
     box.querySelectorAll(".afl-live-output").forEach(function (area) {
       const data = area.aflData || (area.aflData = JSON.parse(document.getElementById(area.dataset.aflData).textContent));
-      const key = data.controls.map(function (id) {
-        return indexOf(box.querySelector('[data-afl-model="' + id + '"]'));
+      const key = data.controls.map(function (id, i) {
+        const control = box.querySelector('[data-afl-model="' + id + '"]');
+        return control ? indexOf(control) : data.start[i];  // a control not on the page stays put
       }).join(",");
       if (key === area.dataset.aflKey) return;
       const refs = data.states[key];

@@ -120,6 +120,27 @@ def test_lesson_page_loads_clean_and_shows_its_figures(page, site_url, built_sit
         assert "live kernel" not in text or "Not precomputed for this page:" in text, (stem, text)
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def drawing_widgets(executed: Path) -> int:
+    """Widgets the lesson displayed that hold an Output widget and a control (something to move)."""
+    nb = nbformat.read(executed, as_version=4)
+    states = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+
+    def tree(model_id: str) -> list[str]:
+        state = states.get(model_id, {}).get("state", {})
+        kids = [c.removeprefix("IPY_MODEL_") for c in state.get("children", []) if isinstance(c, str)]
+        kids += [o.get("data", {}).get(WIDGET_VIEW, {}).get("model_id", "") for o in state.get("outputs", [])]
+        return [model_id] + [i for kid in kids if kid in states for i in tree(kid)]
+
+    views = [o["data"][WIDGET_VIEW]["model_id"] for cell in nb.cells if cell.cell_type == "code"
+             for o in cell.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
+    names = [[states.get(i, {}).get("model_name", "") for i in tree(view)] for view in views]
+    return sum("OutputModel" in kinds and any(k.endswith(("SliderModel", "DropdownModel", "CheckboxModel",
+                                                          "TextModel")) for k in kinds) for kinds in names)
+
+
 def _shown(area) -> list[str]:
     """What an output area shows: each drawing's PNG (base64) or each text block, in order."""
     return area.evaluate("""a => Array.from(a.children).map(c => c.tagName === "IMG" ?
@@ -151,8 +172,11 @@ def move_every_live_widget(page, states_folder: Path, stem: str) -> None:
     that state's drawing (as the build stored it for those control values) and the control its value."""
     boxes = page.locator(".afl-live")
     recorded = {p.stem: json.loads(p.read_text()) for p in states_folder.glob("*.json")}
-    live = [r for r in recorded.values() if not r["note"]]
-    assert boxes.count() >= (1 if live else 0), f"{stem}: {len(live)} widget(s) precomputed, none on the page"
+    # every widget that draws is interactive here, or its precomputation said why not
+    told_why = [r["note"] for r in recorded.values() if r["note"]]
+    drawing = drawing_widgets(states_folder.with_suffix(".ipynb"))
+    assert boxes.count() + len(told_why) == drawing, (
+        f"{stem}: {drawing} widget(s) draw, {boxes.count()} interactive, {len(told_why)} said why not: {told_why}")
     for b in range(boxes.count()):
         box = boxes.nth(b)
         area = box.locator(".afl-live-output").first

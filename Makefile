@@ -5,7 +5,8 @@
 #   make test-notebooks PROFILE=cpu   runs just the notebooks, in the profile you name.
 #   make test-compat  every notebook in smoke in .venv-compat: Colab's ipywidgets 7.7, the lab
 #                     installed from a path as the Colab cell installs it from the URL (README)
-#   make site          every lesson executed (cpu profile; PROFILE=smoke for seconds) as a static site
+#   make site          every lesson executed (cpu profile; PROFILE=smoke for seconds) as a static site,
+#                      its widgets precomputed (<= 50 states each) and moved by a script, no kernel
 #   make test-site     builds the site from smoke executions and checks it in Chromium (CI's 2nd step)
 PYTHON ?= python3
 VENV   ?= .venv

@@ -7,9 +7,12 @@
 1. Every ``notebooks/NN_*.ipynb`` (found by glob) is executed with nbclient, in parallel, in a kernel
    whose ``ATTNFLEX_PROFILE`` is the chosen profile, from ``notebooks/`` as the tests run them. The
    executed copies go to ``_build/executed/PROFILE/`` (never over the committed notebooks).
-2. Each copy is made static (``site_outputs``: widgets become their first drawing and a note,
-   plotly JSON gets its HTML twin) and rendered by nbconvert with ``site/templates/afl``
-   (JupyterLab's look, plus the site's bar).
+   The kernel starts with ``site/kernel_startup.py``: every widget's drawing callback is recorded and,
+   after its cell, re-run over a bounded grid of its controls' values (``attnflex_lab/viz/site_states``).
+2. Each copy is made static (``site_outputs``: a widget becomes HTML controls that swap its
+   precomputed drawings (``site_live``, ``live-widgets.js``), or its first drawing and a note saying
+   why not; plotly JSON gets its HTML twin; a page past 8 MB fails the build) and rendered by
+   nbconvert with ``site/templates/afl`` (JupyterLab's look, plus the site's bar).
 3. The landing page (``site/index.md`` with the curriculum table), a search page and its index,
    and ``_static/`` (site CSS and JS, plotly.js from the plotly package, MathJax from Debian's
    ``libjs-mathjax``) complete the site. Nothing is fetched from a CDN when a page is read.
@@ -36,6 +39,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import site_live  # noqa: E402
 import site_outputs  # noqa: E402
 import site_pages  # noqa: E402
 
@@ -48,6 +52,10 @@ MATHJAX_DIR = Path(os.environ.get("ATTNFLEX_MATHJAX", "/usr/share/javascript/mat
 MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "config/local", "jax/input/TeX",
                  "jax/output/CommonHTML", "jax/element", "extensions", "fonts/HTML-CSS/TeX/woff")
 CELL_TIMEOUT_S = {"smoke": 600, "cpu": 3600, "gpu": 3600}
+# States precomputed per widget. Smoke keeps the site test quick: every control still moves (each
+# gets a second value before any gets a third), on a coarser grid.
+MAX_STATES = {"smoke": 8, "cpu": 50, "gpu": 50}
+STATES_MODULE = ROOT / "attnflex_lab" / "viz" / "site_states.py"
 
 
 def find_notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
@@ -90,11 +98,25 @@ class WakefulClient(NotebookClient):
         return client
 
 
-def execute_one(source: Path, target: Path, profile: str, threads: int) -> tuple[str, float, str]:
-    """Run one notebook top to bottom (in a worker process); return (name, seconds, error or "")."""
+def states_dir(executed: Path) -> Path:
+    """Where a lesson's precomputed widget states go: beside its executed copy."""
+    return executed.with_suffix(".states")
+
+
+def execute_one(source: Path, target: Path, profile: str, threads: int,
+                max_states: int) -> tuple[str, float, str]:
+    """Run one notebook top to bottom (in a worker process); return (name, seconds, error or "").
+
+    The kernel starts with site/kernel_startup.py, which records every widget's drawing callback and
+    precomputes its states into ``states_dir(target)`` (attnflex_lab/viz/site_states.py)."""
+    shutil.rmtree(states_dir(target), ignore_errors=True)
     os.environ.update({"ATTNFLEX_PROFILE": profile, "OMP_NUM_THREADS": str(threads),
                        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-                       "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+                       "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                       "PYTHONSTARTUP": str(SITE_SRC / "kernel_startup.py"),
+                       "ATTNFLEX_SITE_STATES": str(states_dir(target)),
+                       "ATTNFLEX_SITE_STATES_MODULE": str(STATES_MODULE),
+                       "ATTNFLEX_SITE_MAX_STATES": str(max_states)})
     nb = nbformat.read(source, as_version=4)
     client = WakefulClient(nb, timeout=CELL_TIMEOUT_S[profile], kernel_name="python3",
                            resources={"metadata": {"path": str(source.parent)}}, store_widget_state=True,
@@ -106,7 +128,7 @@ def execute_one(source: Path, target: Path, profile: str, threads: int) -> tuple
         client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
         error = str(err)[-3000:]
-    nb.metadata["attnflex_site"] = {"profile": profile, "source_sha256": source_hash(source),
+    nb.metadata["attnflex_site"] = {"profile": profile, "source_sha256": source_hash(source), "max_states": max_states,
                                     "seconds": round(time.monotonic() - start, 1)}
     if not error:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -114,15 +136,17 @@ def execute_one(source: Path, target: Path, profile: str, threads: int) -> tuple
     return source.name, time.monotonic() - start, error
 
 
-def is_current(source: Path, target: Path, profile: str) -> bool:
+def is_current(source: Path, target: Path, profile: str, max_states: int) -> bool:
     if not target.exists():
         return False
     meta = nbformat.read(target, as_version=4).metadata.get("attnflex_site", {})
-    return meta.get("profile") == profile and meta.get("source_sha256") == source_hash(source)
+    return (meta.get("profile") == profile and meta.get("source_sha256") == source_hash(source)
+            and meta.get("max_states") == max_states)
 
 
-def execute_all(notebooks: list[Path], executed_dir: Path, profile: str, jobs: int, reuse: bool) -> None:
-    todo = [nb for nb in notebooks if not (reuse and is_current(nb, executed_dir / nb.name, profile))]
+def execute_all(notebooks: list[Path], executed_dir: Path, profile: str, jobs: int, reuse: bool,
+                max_states: int) -> None:
+    todo = [nb for nb in notebooks if not (reuse and is_current(nb, executed_dir / nb.name, profile, max_states))]
     if len(todo) < len(notebooks):
         print(f"reusing {len(notebooks) - len(todo)} executed notebook(s) from {executed_dir}")
     jobs = max(1, min(jobs, len(todo) or 1))
@@ -130,7 +154,8 @@ def execute_all(notebooks: list[Path], executed_dir: Path, profile: str, jobs: i
     threads = 1 if profile == "smoke" else max(1, (os.cpu_count() or 1) // jobs)
     failures = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(execute_one, nb, executed_dir / nb.name, profile, threads) for nb in todo]
+        futures = [pool.submit(execute_one, nb, executed_dir / nb.name, profile, threads, max_states)
+                   for nb in todo]
         for future in as_completed(futures):
             name, seconds, error = future.result()
             print(f"  executed {name} in {seconds:.1f} s" + ("  FAILED" if error else ""), flush=True)
@@ -158,33 +183,40 @@ def copy_static(out: Path) -> None:
             shutil.copy2(source, target)
 
 
-def render_lessons(executed: list[Path], lessons: list, out: Path, profile: str) -> list[dict]:
-    """Write one page per lesson; return the search entries of all of them."""
+def render_lessons(executed: list[Path], lessons: list, out: Path, profile: str,
+                   max_page_bytes: int = site_live.MAX_PAGE_BYTES) -> list[dict]:
+    """Write one page per lesson; return the search entries of all of them. Fails, naming them,
+    when pages pass ``max_page_bytes``."""
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="afl", extra_template_basedirs=[str(SITE_SRC / "templates")])
     stems = {lesson.stem for lesson in lessons}
-    entries = []
+    entries, sizes = [], {}
     for path, lesson in zip(executed, lessons, strict=True):
         nb = nbformat.read(path, as_version=4)
-        counts = site_outputs.make_static(nb)
+        counts = site_outputs.make_static(nb, site_live.load_records(states_dir(path)))
         resources = {"metadata": {"name": f"{lesson.number} · {lesson.title}"}, "afl_static": "_static",
-                     "afl_plotly": counts["plotly"] > 0, "afl_nav": site_pages.nav_bar(lessons, lesson),
+                     "afl_plotly": counts["plotly"] > 0, "afl_live": counts["live"] > 0,
+                     "afl_nav": site_pages.nav_bar(lessons, lesson),
                      "afl_footer": site_pages.footer(profile)}
         body, _ = exporter.from_notebook_node(nb, resources=resources)
         body = site_pages.localize_badges(site_pages.rewrite_notebook_links(body, stems))
         (out / lesson.page).write_text(body, encoding="utf-8")
+        sizes[lesson.page] = len(body.encode("utf-8"))
         entries += site_pages.search_entries(body, lesson.page, f"{lesson.number} · {lesson.title}")
-        print(f"  rendered {lesson.page} ({counts['widgets']} widget(s), {counts['plotly']} plotly figure(s), "
-              f"{counts['frames']} server frame(s))")
+        print(f"  rendered {lesson.page} ({counts['widgets']} widget(s), {counts['live']} interactive, "
+              f"{counts['plotly']} plotly figure(s), {counts['frames']} server frame(s), "
+              f"{sizes[lesson.page] / 2**20:.1f} MB)")
+    site_live.check_page_budget(sizes, max_page_bytes)
     return entries
 
 
-def build(profile: str, out: Path, executed_dir: Path, jobs: int, reuse: bool, pattern: str) -> None:
+def build(profile: str, out: Path, executed_dir: Path, jobs: int, reuse: bool, pattern: str,
+          max_states: int) -> None:
     start = time.monotonic()
     notebooks = find_notebooks(pattern)
     print(f"executing {len(notebooks)} notebooks in the {profile} profile with {jobs} job(s)", flush=True)
-    execute_all(notebooks, executed_dir, profile, jobs, reuse)
+    execute_all(notebooks, executed_dir, profile, jobs, reuse, max_states)
     executed_at = time.monotonic()
     executed = [executed_dir / nb.name for nb in notebooks]
     lessons = site_pages.with_readme(
@@ -217,12 +249,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="keep executed copies of unchanged notebooks (even if the lab changed)")
     parser.add_argument("--notebooks", default="[0-9][0-9]_*.ipynb", help="glob under notebooks/")
+    parser.add_argument("--max-states", type=int, default=None,
+                        help=f"precomputed states per widget (default {MAX_STATES})")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    max_states = MAX_STATES[args.profile] if args.max_states is None else args.max_states
+    if not 1 <= max_states <= 50:
+        parser.error(f"--max-states must be between 1 and 50 (the site's bound per widget), got {max_states}")
     out = args.out or ROOT / "_build" / ("site" if args.profile == "cpu" else f"site-{args.profile}")
     executed_dir = args.executed or ROOT / "_build" / "executed" / args.profile
-    build(args.profile, out.resolve(), executed_dir.resolve(), args.jobs, args.reuse, args.notebooks)
+    build(args.profile, out.resolve(), executed_dir.resolve(), args.jobs, args.reuse, args.notebooks, max_states)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import html
 import json
 import uuid
 
+import site_live
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -116,17 +118,26 @@ def _html_output(fragment: str) -> dict:
     return {"output_type": "display_data", "metadata": {}, "data": {"text/html": fragment}}
 
 
-def static_widget_outputs(output: dict, states: dict) -> list[dict]:
-    """The static outputs that stand for one widget-view output (itself when it is not a widget)."""
+def static_widget_outputs(output: dict, states: dict, records: dict | None = None,
+                          counter: list[int] | None = None) -> list[dict]:
+    """The static outputs that stand for one widget-view output (itself when it is not a widget):
+    its precomputed states and HTML controls where ``records`` (site_live) has them, else a note."""
     view = output.get("data", {}).get(WIDGET_VIEW)
     if not view:
         return [output]
+    live = site_live.live_widget(view.get("model_id", ""), states, records or {}, counter or [0])
+    if live:
+        return [_html_output(live)]
+    if site_live.controls_shown_with_drawing(view.get("model_id", ""), states, records or {}):
+        return [_html_output(f'<div class="afl-live-note">{html.escape(site_live.SHOWN_WITH_DRAWING)}</div>')]
     controls: list[str] = []
     pieces: list = []
     _walk(view.get("model_id", ""), states, controls, pieces, set())
     shown = []
     if controls:
         note = NOTE.format(controls=", ".join(controls))
+        why = site_live.why_static(view.get("model_id", ""), states, records) if records is not None else ""
+        note += f" Not precomputed for this page: {why}." if why else ""
         shown.append(_html_output(f'<div class="afl-widget-note">{html.escape(note)}</div>'))
     for piece in pieces:
         shown.append(_html_output(piece) if isinstance(piece, str) else piece)
@@ -160,17 +171,24 @@ def plotly_html(figure: dict, div_id: str | None = None) -> str:
             f'Plotly.newPlot("{div_id}", spec.data, spec.layout, spec.config); }})();</script>')
 
 
-def make_static(nb) -> dict:
-    """Rewrite an executed notebook in place for a static page; return counts of what changed."""
+def make_static(nb, records: dict | None = None) -> dict:
+    """Rewrite an executed notebook in place for a static page; return counts of what changed
+    (``records``: the precomputed widget states, see site_live)."""
     states = widget_states(nb)
-    counts = {"widgets": 0, "plotly": 0, "frames": 0}
+    counts = {"widgets": 0, "plotly": 0, "frames": 0, "live": 0}
+    counter = [0]
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
             continue
         expanded = []
         for output in cell.get("outputs", []):
             counts["widgets"] += WIDGET_VIEW in output.get("data", {})
-            for shown in static_widget_outputs(output, states):
+            shown_outputs = static_widget_outputs(output, states, records, counter)
+            live = [str(o["data"]["text/html"]) for o in shown_outputs if o is not output and
+                    'class="afl-live"' in str(o.get("data", {}).get("text/html", ""))]
+            counts["live"] += len(live)
+            counts["plotly"] += sum('{"plotly": ' in page for page in live)  # a state drawn by plotly.js
+            for shown in shown_outputs:
                 frames = static_server_frames(shown)
                 counts["frames"] += frames[0] is not shown
                 expanded.extend(frames)

@@ -101,7 +101,8 @@ def nav_bar(lessons: list[Lesson], current: Lesson | None = None) -> str:
 
 def footer(profile: str) -> str:
     return (f'<footer class="afl-footer">Executed in the <code>{html.escape(profile)}</code> profile. '
-            "Widgets are shown as their first drawing: run the notebook in Jupyter or Colab to move them."
+            "Widgets move between precomputed states on this page: run the notebook in Jupyter or Colab "
+            "for every value."
             "</footer>")
 
 

@@ -93,7 +93,7 @@ def test_make_static_rewrites_widgets_and_plotly_and_drops_the_widget_state():
     plotly = {"output_type": "display_data", "metadata": {}, "data": {site_outputs.PLOTLY: figure}}
     nb = _notebook([_view("root"), plotly], _explorer_states())
     counts = site_outputs.make_static(nb)
-    assert counts == {"widgets": 1, "plotly": 1, "frames": 0}
+    assert counts == {"widgets": 1, "plotly": 1, "frames": 0, "live": 0}
     outputs = nb.cells[1]["outputs"]
     assert [list(o["data"]) for o in outputs[:2]] == [["text/html"], list(PNG["data"])]
     html = outputs[2]["data"]["text/html"]
@@ -115,7 +115,7 @@ def test_inline_tensorboard_becomes_a_note_and_the_other_outputs_stay():
     printed = {"output_type": "stream", "name": "stdout", "text": "train/loss: 20 points in the event file\n"}
     table = {"output_type": "display_data", "metadata": {}, "data": {"text/html": "<table><tr><td>1</td></tr></table>"}}
     nb = _notebook([printed, board, table, PNG])
-    assert site_outputs.make_static(nb) == {"widgets": 0, "plotly": 0, "frames": 1}
+    assert site_outputs.make_static(nb) == {"widgets": 0, "plotly": 0, "frames": 1, "live": 0}
     outputs = nb.cells[1]["outputs"]
     assert outputs[0] == printed and outputs[2] == table and outputs[3] == PNG
     note = outputs[1]["data"]["text/html"]

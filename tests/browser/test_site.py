@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import subprocess
 import sys
@@ -108,12 +109,97 @@ def test_lesson_page_loads_clean_and_shows_its_figures(page, site_url, built_sit
     assert page.locator(".afl-plotly .main-svg").count() >= plotly
     if images + plotly:
         assert shown_images.count() + drawn_plotly.count() > 0
-    # Every widget with controls is a note followed by its first drawing.
+    move_every_live_widget(page, built_site[1] / f"{stem}.states", stem)
+    # Every widget that stays static says why, and is followed by its first drawing.
     notes = page.locator(".afl-widget-note")
     for i in range(notes.count()):
         area = notes.nth(i).locator("xpath=ancestor::div[contains(@class,'jp-OutputArea-child')][1]")
         following = area.locator("xpath=following-sibling::*[1]//img")
         assert following.count() >= 1, f"{stem}: widget note {i} has no drawing after it"
+        text = notes.nth(i).inner_text()
+        assert "live kernel" not in text or "Not precomputed for this page:" in text, (stem, text)
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def drawing_widgets(executed: Path) -> int:
+    """Widgets the lesson displayed that hold an Output widget and a control (something to move)."""
+    nb = nbformat.read(executed, as_version=4)
+    states = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+
+    def tree(model_id: str) -> list[str]:
+        state = states.get(model_id, {}).get("state", {})
+        kids = [c.removeprefix("IPY_MODEL_") for c in state.get("children", []) if isinstance(c, str)]
+        kids += [o.get("data", {}).get(WIDGET_VIEW, {}).get("model_id", "") for o in state.get("outputs", [])]
+        return [model_id] + [i for kid in kids if kid in states for i in tree(kid)]
+
+    views = [o["data"][WIDGET_VIEW]["model_id"] for cell in nb.cells if cell.cell_type == "code"
+             for o in cell.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
+    names = [[states.get(i, {}).get("model_name", "") for i in tree(view)] for view in views]
+    return sum("OutputModel" in kinds and any(k.endswith(("SliderModel", "DropdownModel", "CheckboxModel",
+                                                          "TextModel")) for k in kinds) for kinds in names)
+
+
+def _shown(area) -> list[str]:
+    """What an output area shows: each drawing's PNG (base64) or each text block, in order."""
+    return area.evaluate("""a => Array.from(a.children).map(c => c.tagName === "IMG" ?
+        c.src.replace("data:image/png;base64,", "") : c.tagName === "PRE" ? c.textContent : "other")""")
+
+
+def _expected(record: dict, key: str) -> list[str]:
+    stored = [record["pool"][i] for i in record["states"][key]]
+    return [shown.get("png", shown.get("text", "other")) for shown in stored]
+
+
+def _move(box, control: dict, to: int) -> str:
+    """Move one HTML control to the value at index ``to`` as a reader would; return what it shows."""
+    element = box.locator(f'[data-afl-model="{control["model_id"]}"]')
+    tag, kind = element.evaluate("e => [e.tagName, e.type]")
+    if tag == "SELECT":
+        element.select_option(index=to)
+        return element.evaluate("e => e.options[e.selectedIndex].text")
+    if kind == "checkbox":
+        element.click()
+        return control["labels"][to]
+    element.focus()  # a range input: the keyboard steps it, firing input events like a drag
+    element.press("End" if to == len(control["labels"]) - 1 else "Home")
+    return element.locator("xpath=following-sibling::output[1]").inner_text()
+
+
+def move_every_live_widget(page, states_folder: Path, stem: str) -> None:
+    """Each interactive widget: move one of its controls to another stored value; the area must show
+    that state's drawing (as the build stored it for those control values) and the control its value."""
+    boxes = page.locator(".afl-live")
+    recorded = {p.stem: json.loads(p.read_text()) for p in states_folder.glob("*.json")}
+    # every widget that draws is interactive here, or its precomputation said why not
+    told_why = [r["note"] for r in recorded.values() if r["note"]]
+    drawing = drawing_widgets(states_folder.with_suffix(".ipynb"))
+    assert boxes.count() + len(told_why) == drawing, (
+        f"{stem}: {drawing} widget(s) draw, {boxes.count()} interactive, {len(told_why)} said why not: {told_why}")
+    for b in range(boxes.count()):
+        box = boxes.nth(b)
+        area = box.locator(".afl-live-output").first
+        record = recorded[area.get_attribute("data-afl-output")]
+        start = [c["start"] for c in record["controls"]]
+        assert _shown(area) == _expected(record, ",".join(map(str, start))), f"{stem}: widget {b} starts wrong"
+        movable = [i for i, c in enumerate(record["controls"]) if len(c["labels"]) > 1]
+        assert movable, f"{stem}: widget {b} has no control with a second value"
+        changed = False
+        for which in movable[:2]:
+            before = _shown(area)
+            control = record["controls"][which]
+            to = len(control["labels"]) - 1 if start[which] != len(control["labels"]) - 1 else 0
+            shown_value = _move(box, control, to)
+            start[which] = to
+            key = ",".join(map(str, start))
+            page.wait_for_function("([a, k]) => a.dataset.aflKey === k", arg=[area.element_handle(), key],
+                                   timeout=10_000)  # the page script swapped in the state for that key
+            # (a menu shows runs of spaces as one)
+            assert shown_value.split() == control["labels"][to].split(), (stem, control["name"], shown_value)
+            assert _shown(area) == _expected(record, key), f"{stem}: widget {b} shows the wrong state for {key}"
+            changed |= _shown(area) != before
+        assert changed, f"{stem}: moving widget {b}'s controls never changed its drawing"
 
 
 def test_landing_page_lists_every_lesson_in_order(page, site_url):

@@ -1,4 +1,5 @@
-"""Lesson 08's numbers: setting A (every family, mean ± 95 % CI over seeds) and setting B (the
+"""Lesson 08's numbers: the ID/ED/reversal shifts (steps to criterion after the shift, per family, on
+one learning-rate grid, and what moves the ED cost), setting A (every family, mean ± 95 % CI over seeds) and setting B (the
 in-context transformer by trials since a switch, beside the Bayes observer).
 
 Prints the setting-A table, the setting-B curve and the targets from issue 9 with whether they were
@@ -6,6 +7,7 @@ met, then one JSON line. Seconds are wall-clock on this machine, whatever else i
 
     .venv/bin/python benchmarks/bench_elasticity.py                       # cpu profile, 5 seeds, B: 3 seeds
     .venv/bin/python benchmarks/bench_elasticity.py --profile gpu --context-seeds 5
+    .venv/bin/python benchmarks/bench_elasticity.py --only-shifts      # the ID/ED table alone (~1 min)
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import torch
 from attnflex_lab.elasticity.bishara import attentional_updating, fit_attentional_updating
 from attnflex_lab.elasticity.cli import json_safe
 from attnflex_lab.elasticity.models import FAMILIES
+from attnflex_lab.elasticity.shift_runs import run_shift_experiment, sweep_ed_cost
+from attnflex_lab.elasticity.shifts import SHIFT_FAMILIES, SHIFT_KINDS
 from attnflex_lab.elasticity.switching import context_config, run_switching
 from attnflex_lab.elasticity.tasks import wcst_stream
 
@@ -40,14 +44,45 @@ def attentional_updating_curve(profile: str, lags: list[int]) -> dict:
             "accuracy": [round(float(correct[test.since_switch == k].mean()), 4) for k in lags]}
 
 
+SHIFT_LRS = (3e-3, 1e-2)   # one grid for every family
+ED_KNOBS = (("temperature", (1.0, 0.3, 0.1), {}), ("entropy_bonus", (0.0, 0.05, 0.2), {"temperature": 0.3}),
+            ("overtrain", (0, 100, 300), {}), ("reset_attention", (False, True), {"temperature": 0.3}))
+
+
+def shifts_table(profile: str, seeds: int) -> dict:
+    """The flex --setting shifts table at each learning rate of the grid, then the ED-cost sweeps."""
+    out = {}
+    for lr in SHIFT_LRS:
+        t0 = time.perf_counter()
+        summary, _ = run_shift_experiment(SHIFT_FAMILIES, seeds=seeds, profile_name=profile, lr=lr)
+        print(f"\nID/ED/reversal: steps to criterion after the shift, lr {lr:g}, {seeds} seeds, "
+              f"mean [95% CI] ({time.perf_counter() - t0:.0f} s)")
+        print(f"{'family':<12}" + "".join(f"{k:>24}" for k in SHIFT_KINDS))
+        for fam, cells in summary["results"].items():
+            print(f"{fam:<12}" + "".join(f"{c['mean']:>9.1f} [{c['ci'][0]:6.1f}, {c['ci'][1]:6.1f}]"
+                                         for c in cells.values()))
+        out[f"lr={lr:g}"] = summary
+    for knob, values, fixed in ED_KNOBS:
+        sweep = sweep_ed_cost(knob, values, range(seeds), profile, **fixed)
+        print(f"ED cost (ED − ID steps, paired) of the dimension family vs {knob} {fixed or ''}: "
+              + ", ".join(f"{v}: {c['mean']:.1f} [{c['ci'][0]:.1f}, {c['ci'][1]:.1f}]" for v, c in sweep.items()))
+        out[f"ed_cost_vs_{knob}"] = {str(v): c for v, c in sweep.items()}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--seeds", type=int, default=5, help="setting A seeds per family")
     parser.add_argument("--context-seeds", type=int, default=3, help="setting B seeds (each trains a transformer)")
     parser.add_argument("--skip-context", action="store_true")
+    parser.add_argument("--only-shifts", action="store_true", help="the ID/ED/reversal table and sweeps alone")
     args = parser.parse_args()
     print(f"profile={args.profile} cpus={os.cpu_count()} torch={torch.__version__} python={platform.python_version()}")
+    shifts = shifts_table(args.profile, args.seeds)
+    if args.only_shifts:
+        print(json.dumps(json_safe({"shifts": shifts})))
+        return
 
     t0 = time.perf_counter()
     a = run_switching("weights", profile_name=args.profile, seeds=args.seeds, families=FAMILIES)
@@ -63,7 +98,7 @@ def main() -> None:
     print(f"target: every family ≥ 0.95 on every rule before its switch: {'met' if reached else 'NOT met'}")
     print(f"target: pointers ≥ 0.9 attention on the target after recovery: lowest {on_target:.3f} "
           f"({'met' if on_target >= 0.9 else 'NOT met'})")
-    out = {"setting_a": a.summary, "setting_a_seconds": round(a_seconds, 1)}
+    out = {"shifts": shifts, "setting_a": a.summary, "setting_a_seconds": round(a_seconds, 1)}
 
     if not args.skip_context:
         t0 = time.perf_counter()

@@ -41,8 +41,7 @@ def test_every_shift_reaches_criterion(measured, one_torch_thread):
 
 def test_dimensional_attention_pays_an_ed_cost_the_mlp_control_does_not(measured, one_torch_thread):
     dim, mlp = _ed_cost(measured["dimension"]), _ed_cost(measured["mlp"])
-    assert (dim > 0).all(), f"dimension: ED − ID per seed {dim}"
-    assert abs(mlp.mean()) < 5 < dim.mean() - mlp.mean(), f"ED − ID: mlp {mlp}, dimension {dim}"
+    assert abs(mlp.mean()) < 5 < dim.mean() - mlp.mean(), f"ED − ID per seed: mlp {mlp}, dimension {dim}"
 
 
 def test_reversal_is_the_slowest_shift(measured, one_torch_thread):

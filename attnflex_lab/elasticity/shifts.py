@@ -244,7 +244,7 @@ def run_shifts(cfg: ShiftConfig, kinds: tuple[str, ...] = SHIFT_KINDS) -> ShiftR
         gen = torch.Generator().manual_seed(cfg.seed)
         acq = train_stage(model, opt, stages["acquisition"], cfg, gen, extra_steps=cfg.overtrain)
         run = ShiftRun(cfg.family, cfg.seed, acq)
-        for j, kind in enumerate(kinds):
+        for kind in kinds:
             m = copy.deepcopy(model)
             o = torch.optim.Adam(m.parameters(), lr=cfg.lr)
             o.load_state_dict(opt.state_dict())          # the learner keeps its optimizer's habits too
@@ -252,7 +252,7 @@ def run_shifts(cfg: ShiftConfig, kinds: tuple[str, ...] = SHIFT_KINDS) -> ShiftR
                 with torch.no_grad():
                     m.gate.zero_()
                 o.state.pop(m.gate, None)
-            g = torch.Generator().manual_seed(1_000 * (cfg.seed + 1) + j)
+            g = torch.Generator().manual_seed(1_000 * (cfg.seed + 1))   # one card stream for every shift: paired
             run.shifts[kind] = train_stage(m, o, stages[kind], cfg, g)
         return run
     finally:

@@ -1,6 +1,6 @@
 """Lesson 08's numbers: the ID/ED/reversal shifts (steps to criterion after the shift, per family, on
-one learning-rate grid, and what moves the ED cost), setting A (every family, mean ± 95 % CI over seeds) and setting B (the
-in-context transformer by trials since a switch, beside the Bayes observer).
+one learning-rate grid, and what moves the ED cost), setting A (every family, mean ± 95 % CI over
+seeds) and setting B (the in-context transformer by trials since a switch, beside the Bayes observer).
 
 Prints the setting-A table, the setting-B curve and the targets from issue 9 with whether they were
 met, then one JSON line. Seconds are wall-clock on this machine, whatever else is running on it.

@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from attnflex_lab.elasticity.shift_runs import mean_interval, run_shift_experiment, sweep_ed_cost
-from attnflex_lab.elasticity.shifts import (CardMLP, DimensionAttention, ShiftConfig, make_stages, run_shifts,
-                                            shift_batch, steps_to_criterion)
+from attnflex_lab.elasticity.shifts import (
+    CardMLP,
+    DimensionAttention,
+    ShiftConfig,
+    make_stages,
+    run_shifts,
+    shift_batch,
+    steps_to_criterion,
+)
 
 
 def test_stages_new_exemplars_and_the_relevant_dimension():

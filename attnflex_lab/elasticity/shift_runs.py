@@ -71,3 +71,22 @@ def sweep_ed_cost(knob: str, values, seeds, profile_name: str = "cpu", **fixed) 
     if knob not in ShiftConfig.__dataclass_fields__:
         raise ValueError(f"{knob!r} is not a ShiftConfig field")
     return {v: mean_interval(ed_cost(seeds, profile_name, **{**fixed, knob: v})) for v in values}
+
+
+def shift_curve_grid(temperatures, overtrains, seeds, profile_name: str = "cpu", after_criterion: int = 30) -> dict:
+    """For the lesson's widget: {(τ, overtrain): {"ID"/"ED": (steps,) expected accuracy after the shift,
+    mean over seeds, cut to the shortest seed; "attention_ID"/"attention_ED": (steps, D) mean α;
+    "steps_ID"/"steps_ED": mean steps to criterion}} for the ``dimension`` family."""
+    grid = {}
+    for tau in temperatures:
+        for extra in overtrains:
+            runs = [run_shifts(shift_config("dimension", s, profile_name, temperature=tau, overtrain=extra),
+                               kinds=("ID", "ED"), after_criterion=after_criterion) for s in seeds]
+            cell = {}
+            for kind in ("ID", "ED"):
+                n = min(len(r.shifts[kind].expected_acc) for r in runs)
+                cell[kind] = np.mean([r.shifts[kind].expected_acc[:n] for r in runs], 0)                # (n,)
+                cell[f"attention_{kind}"] = np.mean([r.shifts[kind].attention[:n] for r in runs], 0)   # (n, D)
+                cell[f"steps_{kind}"] = float(np.mean([r.shifts[kind].steps for r in runs]))
+            grid[(tau, extra)] = cell
+    return grid

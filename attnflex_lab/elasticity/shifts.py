@@ -229,8 +229,9 @@ class ShiftRun:
         return float(cap) if math.isinf(s) else s
 
 
-def run_shifts(cfg: ShiftConfig, kinds: tuple[str, ...] = SHIFT_KINDS) -> ShiftRun:
-    """Acquire stage 1 to criterion (+ overtraining), then run every shift in ``kinds`` from a copy."""
+def run_shifts(cfg: ShiftConfig, kinds: tuple[str, ...] = SHIFT_KINDS, after_criterion: int = 0) -> ShiftRun:
+    """Acquire stage 1 to criterion (+ overtraining), then run every shift in ``kinds`` from a copy
+    (to criterion, + ``after_criterion`` steps so that curves can be drawn past it)."""
     unknown = [k for k in kinds if k not in SHIFT_KINDS]
     if unknown:
         raise ValueError(f"unknown shift kinds {unknown}; choose from {', '.join(SHIFT_KINDS)}")
@@ -253,7 +254,7 @@ def run_shifts(cfg: ShiftConfig, kinds: tuple[str, ...] = SHIFT_KINDS) -> ShiftR
                     m.gate.zero_()
                 o.state.pop(m.gate, None)
             g = torch.Generator().manual_seed(1_000 * (cfg.seed + 1))   # one card stream for every shift: paired
-            run.shifts[kind] = train_stage(m, o, stages[kind], cfg, g)
+            run.shifts[kind] = train_stage(m, o, stages[kind], cfg, g, extra_steps=after_criterion)
         return run
     finally:
         torch.set_num_threads(before)

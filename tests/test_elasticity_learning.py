@@ -66,7 +66,8 @@ def test_adam_without_reset_takes_larger_steps_after_a_switch(one_torch_thread):
         after, before = {}, {}
         for family in ("pointer", "pointer_reset"):
             update = UpdateNorm()
-            run = run_schedule(weights_config(family, seed, "cpu", schedule=(0, 1)), callbacks=[update])
+            run = run_schedule(weights_config(family, seed, "cpu", schedule=(0, 1), max_phase_steps=150),
+                               callbacks=[update])
             s, n = run.switch_steps[0], np.array(update.norms)
             before[family], after[family] = n[s - 10:s].mean(), n[s + 3:s + 13].mean()
         assert after["pointer"] > 1.5 * after["pointer_reset"], (seed, after)

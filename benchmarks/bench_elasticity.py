@@ -23,6 +23,7 @@ import torch
 from attnflex_lab.elasticity.bishara import attentional_updating, fit_attentional_updating
 from attnflex_lab.elasticity.cli import json_safe
 from attnflex_lab.elasticity.models import FAMILIES
+from attnflex_lab.elasticity.serial import SERIAL_FAMILIES, run_serial, summarise_serial
 from attnflex_lab.elasticity.shift_runs import run_shift_experiment, sweep_ed_cost
 from attnflex_lab.elasticity.shifts import SHIFT_FAMILIES, SHIFT_KINDS
 from attnflex_lab.elasticity.switching import context_config, run_switching
@@ -70,6 +71,23 @@ def shifts_table(profile: str, seeds: int) -> dict:
     return out
 
 
+def serial_table(profile: str, seeds: int, n_switches: int) -> dict:
+    """Learning to switch: each metric on the first 3 and the last 3 of n_switches switches, per family."""
+    out = {}
+    print(f"\nserial switches: {n_switches} switches, {seeds} seeds, mean ± 95% CI over seeds")
+    for fam in SERIAL_FAMILIES:
+        t0 = time.perf_counter()
+        curves, _ = run_serial(fam, range(seeds), n_switches, profile)
+        summary = summarise_serial(curves)
+        print(f"{fam:<22}" + "   ".join(f"{m} {c['first'][0]:.2f} ± {c['first'][1]:.2f} -> {c['last'][0]:.2f} ± "
+                                        f"{c['last'][1]:.2f}" for m, c in summary.items())
+              + f"   ({time.perf_counter() - t0:.0f} s)")
+        print(f"{'':<22}recovery by switch: " + " ".join(f"{x:.0f}" for x in curves["recovery_steps"].mean(0)))
+        out[fam] = {"summary": summary, "recovery_by_switch": curves["recovery_steps"].mean(0).tolist(),
+                    "retention_by_switch": curves["retention"].mean(0).tolist()}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu")
@@ -77,8 +95,13 @@ def main() -> None:
     parser.add_argument("--context-seeds", type=int, default=3, help="setting B seeds (each trains a transformer)")
     parser.add_argument("--skip-context", action="store_true")
     parser.add_argument("--only-shifts", action="store_true", help="the ID/ED/reversal table and sweeps alone")
+    parser.add_argument("--only-serial", action="store_true", help="the serial-switch (learning to switch) table")
+    parser.add_argument("--switches", type=int, default=12, help="switches in the serial schedule")
     args = parser.parse_args()
     print(f"profile={args.profile} cpus={os.cpu_count()} torch={torch.__version__} python={platform.python_version()}")
+    if args.only_serial:
+        print(json.dumps(json_safe({"serial": serial_table(args.profile, args.seeds, args.switches)})))
+        return
     shifts = shifts_table(args.profile, args.seeds)
     if args.only_shifts:
         print(json.dumps(json_safe({"shifts": shifts})))

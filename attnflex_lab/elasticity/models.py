@@ -150,5 +150,5 @@ def build_model(family: str, k: int = 4, **overrides) -> nn.Module:
     if family == "gru":
         return GRUChooser(cfg)
     if family == "shared_mlp":
-        return MLPChooser(cfg)
+        return SharedScorer(cfg)
     return Pointer(cfg)

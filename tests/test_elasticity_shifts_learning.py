@@ -1,7 +1,8 @@
 """Lesson 08's ID/ED claims, cpu profile, seeds 0-2 (steps to criterion after the shift, paired per seed).
 
 What nb08 states and these check: with dimensional attention ED is slower than ID, the same MLP with
-its attention held uniform shows no such cost, reversal is the slowest shift for every family,
+its attention held uniform shows no such cost and neither does the pointer, reversal is the slowest
+shift for every family,
 sharper attention (lower τ) raises the ED cost, and an entropy bonus or an attention reset lowers it.
 """
 
@@ -23,7 +24,7 @@ def _steps(family, kinds=("ID", "ED", "reversal"), **kw):
 
 @pytest.fixture(scope="module")
 def measured():
-    return {"dimension": _steps("dimension"), "mlp": _steps("mlp"),
+    return {"dimension": _steps("dimension"), "mlp": _steps("mlp"), "pointer": _steps("pointer"),
             "sharp": _steps("dimension", ("ID", "ED"), temperature=0.3),
             "sharp_entropy": _steps("dimension", ("ID", "ED"), temperature=0.3, entropy_bonus=0.2),
             "sharp_reset": _steps("dimension", ("ID", "ED"), temperature=0.3, reset_attention=True)}
@@ -42,10 +43,12 @@ def test_every_shift_reaches_criterion(measured, one_torch_thread):
 def test_dimensional_attention_pays_an_ed_cost_the_mlp_control_does_not(measured, one_torch_thread):
     dim, mlp = _ed_cost(measured["dimension"]), _ed_cost(measured["mlp"])
     assert abs(mlp.mean()) < 5 < dim.mean() - mlp.mean(), f"ED − ID per seed: mlp {mlp}, dimension {dim}"
+    pointer = _ed_cost(measured["pointer"])
+    assert pointer.mean() < 5 < dim.mean() - pointer.mean(), f"ED − ID per seed: pointer {pointer}, dimension {dim}"
 
 
 def test_reversal_is_the_slowest_shift(measured, one_torch_thread):
-    for fam in ("dimension", "mlp"):
+    for fam in ("dimension", "mlp", "pointer"):
         s = measured[fam]
         assert (s["reversal"] > np.maximum(s["ID"], s["ED"])).all(), f"{fam}: {s}"
 

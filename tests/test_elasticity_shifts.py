@@ -100,3 +100,21 @@ def test_mean_interval_and_the_experiment_summary_shape():
         assert set(fam) == {"ID", "ED", "reversal"}
         for cell in fam.values():
             assert set(cell) == {"mean", "ci"} and cell["ci"][0] <= cell["mean"] <= cell["ci"][1]
+
+
+def test_shift_plots_draw_the_numbers_they_are_given():
+    from attnflex_lab.elasticity import plots as P
+
+    results = {"dimension": {"ID": {"mean": 30.0, "ci": [25.0, 35.0]}, "ED": {"mean": 40.0, "ci": [38.0, 42.0]},
+                             "reversal": {"mean": 90.0, "ci": None}},
+               "mlp": {"ID": {"mean": 33.0, "ci": [30.0, 36.0]}, "ED": {"mean": 32.0, "ci": [31.0, 33.0]},
+                       "reversal": {"mean": 80.0, "ci": [70.0, 90.0]}}}
+    ax = P.plot_shift_results(results)
+    heights = [[bar.get_height() for bar in container] for container in ax.containers if hasattr(container, "patches")]
+    assert heights == [[30.0, 33.0], [40.0, 32.0], [90.0, 80.0]]            # ID, ED, reversal over families
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ID", "ED", "reversal"]
+    cell = {"ID": np.linspace(0.5, 1, 5), "ED": np.linspace(0.4, 1, 7), "steps_ID": 4.0, "steps_ED": 6.0}
+    ax = P.plot_shift_curves(cell)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), cell["ID"])
+    np.testing.assert_allclose(ax.lines[2].get_ydata(), cell["ED"])      # line 1 marks ID's step to criterion
+    assert ax.lines[1].get_xdata()[0] == 4.0

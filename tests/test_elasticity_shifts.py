@@ -117,4 +117,4 @@ def test_shift_plots_draw_the_numbers_they_are_given():
     ax = P.plot_shift_curves(cell)
     np.testing.assert_allclose(ax.lines[0].get_ydata(), cell["ID"])
     np.testing.assert_allclose(ax.lines[2].get_ydata(), cell["ED"])      # line 1 marks ID's step to criterion
-    assert ax.lines[1].get_xdata()[0] == 4.0
+    assert ax.lines[1].get_xdata()[0] == 4.0 and ax.lines[3].get_xdata()[0] == 6.0   # each kind its own mark

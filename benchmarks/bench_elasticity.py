@@ -136,7 +136,7 @@ def main() -> None:
         au = attentional_updating_curve(args.profile, s["trials_since_switch"])
         print(f"{'attentional updating':<22}" + "".join(f"{x:>7.3f}" for x in au["accuracy"])
               + f"   (λ={au['rate']}, f={au['focus']:g}, fitted on other streams)")
-        print(f"model perseverative rate (lags 0-4): {s['model_perseverative_rate']:.3f}")
+        print(f"model perseverative rate (lags 1-4, after the switch's feedback): {s['model_perseverative_rate']:.3f}")
         print(f"target (cpu): ≥ 0.8 at 5 trials after a switch: {s['model_accuracy'][5]:.3f}")
         gap = max(o - m for m, o in zip(s["model_accuracy"][3:], s["observer_accuracy"][3:], strict=True))
         print(f"target (gpu): within 0.05 of the observer from 3 trials on: largest gap {gap:.3f}")

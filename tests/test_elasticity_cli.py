@@ -37,8 +37,9 @@ def test_flex_context_smoke_reports_model_and_observer_by_lag(tmp_path, capsys):
     assert summary["trials_since_switch"] == list(range(10))
     assert len(summary["model_accuracy"]) == len(summary["observer_accuracy"]) == 10
     assert 0 <= summary["model_perseverative_rate"] <= 1
-    # the optimal observer's errors right after a switch are old-rule answers (chance would be 1/3)
-    assert summary["observer_perseverative_rate"] > 0.8
+    # after the switch trial's feedback the optimal observer's errors are still mostly old-rule answers
+    # (a card often fits the old rule too), far above the 1/3 share of errors spread evenly
+    assert summary["observer_perseverative_rate"] > 0.5
     assert (tmp_path / "flex_context_curves.csv").exists()
 
 

@@ -40,6 +40,7 @@ def test_flex_context_smoke_reports_model_and_observer_by_lag(tmp_path, capsys):
     # after the switch trial's feedback the optimal observer's errors are still mostly old-rule answers
     # (a card often fits the old rule too), far above the 1/3 share of errors spread evenly
     assert summary["observer_perseverative_rate"] > 0.5
+    assert 0 <= summary["observer_set_loss_rate"] <= summary["model_set_loss_rate"] + 0.2 <= 1.2
     assert (tmp_path / "flex_context_curves.csv").exists()
 
 

@@ -21,7 +21,7 @@ from torch import nn
 from ..modules import TransformerBlock
 from .bayes import bayes_observer
 from .experiment import single_thread
-from .metrics import perseverative_rate
+from .metrics import perseverative_rate, set_loss_rate
 from .tasks import N_FEATURES, N_VALUES, wcst_stream
 
 TOKEN_WIDTH = 2 * N_FEATURES * N_VALUES + N_VALUES + 1  # card_t, card_{t-1}, a_{t-1}, "first trial" flag
@@ -141,6 +141,8 @@ class ContextCurve:
     observer_overall: float = float("nan")  # the observer's, same trials: optimal on average over these,
     #                                         not at every lag (at lag 0 it still bets on the old rule)
     observer_perseverative_rate: float = float("nan")  # the same share for the observer's argmax guesses
+    model_set_loss_rate: float = float("nan")     # errors after >= 3 correct in a row under the current rule
+    observer_set_loss_rate: float = float("nan")  # the same for the observer (its errors there are bad luck)
 
 
 @torch.no_grad()
@@ -184,4 +186,6 @@ def evaluate_context(model: ContextTransformer, *, n: int = 2000, hazard: float 
     early = perseveration_mask(s.since_switch)                               # (B, T)
     rate = perseverative_rate(pred[early].numpy(), old_answer[early].numpy(), s.answers[early].numpy())
     obs_rate = perseverative_rate(obs_pred[early].numpy(), old_answer[early].numpy(), s.answers[early].numpy())
-    return ContextCurve(lags, model_acc, obs_acc, rate, counts, float(right.mean()), float(obs.mean()), obs_rate)
+    since = s.since_switch.numpy()
+    return ContextCurve(lags, model_acc, obs_acc, rate, counts, float(right.mean()), float(obs.mean()), obs_rate,
+                        set_loss_rate(right.numpy() > 0, since), set_loss_rate(obs.numpy() > 0, since))

@@ -137,5 +137,7 @@ def run_switching(setting: str = "weights", *, profile_name: str = "cpu", seeds:
                "observer_accuracy": [round(float(x), 4) for x in np.nanmean([c.observer for c in runs], 0)],
                "model_perseverative_rate": round(float(np.nanmean([c.model_perseverative_rate for c in runs])), 4),
                "observer_perseverative_rate":
-                   round(float(np.nanmean([c.observer_perseverative_rate for c in runs])), 4)}
+                   round(float(np.nanmean([c.observer_perseverative_rate for c in runs])), 4),
+               "model_set_loss_rate": round(float(np.nanmean([c.model_set_loss_rate for c in runs])), 4),
+               "observer_set_loss_rate": round(float(np.nanmean([c.observer_set_loss_rate for c in runs])), 4)}
     return SwitchingResult("context", profile_name, seed_list, summary, curves, runs)

@@ -36,6 +36,8 @@ def test_flex_context_smoke_reports_model_and_observer_by_lag(tmp_path, capsys):
     summary = _last_json_line(capsys.readouterr().out)
     assert summary["trials_since_switch"] == list(range(10))
     assert len(summary["model_accuracy"]) == len(summary["observer_accuracy"]) == 10
+    excess = [o - m for m, o in zip(summary["model_accuracy"], summary["observer_accuracy"], strict=True)]
+    assert summary["model_excess_error"] == pytest.approx(excess, abs=2e-4)
     assert 0 <= summary["model_perseverative_rate"] <= 1
     # after the switch trial's feedback the optimal observer's errors are still mostly old-rule answers
     # (a card often fits the old rule too), far above the 1/3 share of errors spread evenly

@@ -1,11 +1,13 @@
-"""Lesson 08's numbers: setting A (every family, mean ± 95 % CI over seeds) and setting B (the
-in-context transformer by trials since a switch, beside the Bayes observer).
+"""Lesson 08's numbers: the ID/ED/reversal shifts (steps to criterion after the shift, per family, on
+one learning-rate grid, and what moves the ED cost), setting A (every family, mean ± 95 % CI over
+seeds) and setting B (the in-context transformer by trials since a switch, beside the Bayes observer).
 
 Prints the setting-A table, the setting-B curve and the targets from issue 9 with whether they were
 met, then one JSON line. Seconds are wall-clock on this machine, whatever else is running on it.
 
     .venv/bin/python benchmarks/bench_elasticity.py                       # cpu profile, 5 seeds, B: 3 seeds
     .venv/bin/python benchmarks/bench_elasticity.py --profile gpu --context-seeds 5
+    .venv/bin/python benchmarks/bench_elasticity.py --only-shifts      # the ID/ED table alone (~1 min)
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import torch
 from attnflex_lab.elasticity.bishara import attentional_updating, fit_attentional_updating
 from attnflex_lab.elasticity.cli import json_safe
 from attnflex_lab.elasticity.models import FAMILIES
+from attnflex_lab.elasticity.serial import SERIAL_FAMILIES, run_serial, summarise_serial
+from attnflex_lab.elasticity.shift_runs import run_shift_experiment, sweep_ed_cost
+from attnflex_lab.elasticity.shifts import SHIFT_FAMILIES, SHIFT_KINDS
 from attnflex_lab.elasticity.switching import context_config, run_switching
 from attnflex_lab.elasticity.tasks import wcst_stream
 
@@ -40,14 +45,67 @@ def attentional_updating_curve(profile: str, lags: list[int]) -> dict:
             "accuracy": [round(float(correct[test.since_switch == k].mean()), 4) for k in lags]}
 
 
+SHIFT_LRS = (3e-3, 1e-2)   # one grid for every family
+ED_KNOBS = (("temperature", (1.0, 0.3, 0.1), {}), ("entropy_bonus", (0.0, 0.05, 0.2), {"temperature": 0.3}),
+            ("overtrain", (0, 100, 300), {}), ("reset_attention", (False, True), {"temperature": 0.3}))
+
+
+def shifts_table(profile: str, seeds: int) -> dict:
+    """The flex --setting shifts table at each learning rate of the grid, then the ED-cost sweeps."""
+    out = {}
+    for lr in SHIFT_LRS:
+        t0 = time.perf_counter()
+        summary, _ = run_shift_experiment(SHIFT_FAMILIES, seeds=seeds, profile_name=profile, lr=lr)
+        print(f"\nID/ED/reversal: steps to criterion after the shift, lr {lr:g}, {seeds} seeds, "
+              f"mean [95% CI] ({time.perf_counter() - t0:.0f} s)")
+        print(f"{'family':<12}" + "".join(f"{k:>24}" for k in SHIFT_KINDS))
+        for fam, cells in summary["results"].items():
+            print(f"{fam:<12}" + "".join(f"{c['mean']:>9.1f} [{c['ci'][0]:6.1f}, {c['ci'][1]:6.1f}]"
+                                         for c in cells.values()))
+        out[f"lr={lr:g}"] = summary
+    for knob, values, fixed in ED_KNOBS:
+        sweep = sweep_ed_cost(knob, values, range(seeds), profile, **fixed)
+        print(f"ED cost (ED − ID steps, paired) of the dimension family vs {knob} {fixed or ''}: "
+              + ", ".join(f"{v}: {c['mean']:.1f} [{c['ci'][0]:.1f}, {c['ci'][1]:.1f}]" for v, c in sweep.items()))
+        out[f"ed_cost_vs_{knob}"] = {str(v): c for v, c in sweep.items()}
+    return out
+
+
+def serial_table(profile: str, seeds: int, n_switches: int) -> dict:
+    """Learning to switch: each metric on the first 3 and the last 3 of n_switches switches, per family."""
+    out = {}
+    print(f"\nserial switches: {n_switches} switches, {seeds} seeds, mean ± 95% CI over seeds")
+    for fam in SERIAL_FAMILIES:
+        t0 = time.perf_counter()
+        curves, _ = run_serial(fam, range(seeds), n_switches, profile)
+        summary = summarise_serial(curves)
+        print(f"{fam:<22}" + "   ".join(f"{m} {c['first'][0]:.2f} ± {c['first'][1]:.2f} -> {c['last'][0]:.2f} ± "
+                                        f"{c['last'][1]:.2f}" for m, c in summary.items())
+              + f"   ({time.perf_counter() - t0:.0f} s)")
+        print(f"{'':<22}recovery by switch: " + " ".join(f"{x:.0f}" for x in curves["recovery_steps"].mean(0)))
+        out[fam] = {"summary": summary, "recovery_by_switch": curves["recovery_steps"].mean(0).tolist(),
+                    "retention_by_switch": curves["retention"].mean(0).tolist()}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--seeds", type=int, default=5, help="setting A seeds per family")
     parser.add_argument("--context-seeds", type=int, default=3, help="setting B seeds (each trains a transformer)")
     parser.add_argument("--skip-context", action="store_true")
+    parser.add_argument("--only-shifts", action="store_true", help="the ID/ED/reversal table and sweeps alone")
+    parser.add_argument("--only-serial", action="store_true", help="the serial-switch (learning to switch) table")
+    parser.add_argument("--switches", type=int, default=12, help="switches in the serial schedule")
     args = parser.parse_args()
     print(f"profile={args.profile} cpus={os.cpu_count()} torch={torch.__version__} python={platform.python_version()}")
+    if args.only_serial:
+        print(json.dumps(json_safe({"serial": serial_table(args.profile, args.seeds, args.switches)})))
+        return
+    shifts = shifts_table(args.profile, args.seeds)
+    if args.only_shifts:
+        print(json.dumps(json_safe({"shifts": shifts})))
+        return
 
     t0 = time.perf_counter()
     a = run_switching("weights", profile_name=args.profile, seeds=args.seeds, families=FAMILIES)
@@ -63,7 +121,7 @@ def main() -> None:
     print(f"target: every family ≥ 0.95 on every rule before its switch: {'met' if reached else 'NOT met'}")
     print(f"target: pointers ≥ 0.9 attention on the target after recovery: lowest {on_target:.3f} "
           f"({'met' if on_target >= 0.9 else 'NOT met'})")
-    out = {"setting_a": a.summary, "setting_a_seconds": round(a_seconds, 1)}
+    out = {"shifts": shifts, "setting_a": a.summary, "setting_a_seconds": round(a_seconds, 1)}
 
     if not args.skip_context:
         t0 = time.perf_counter()
@@ -78,7 +136,7 @@ def main() -> None:
         au = attentional_updating_curve(args.profile, s["trials_since_switch"])
         print(f"{'attentional updating':<22}" + "".join(f"{x:>7.3f}" for x in au["accuracy"])
               + f"   (λ={au['rate']}, f={au['focus']:g}, fitted on other streams)")
-        print(f"model perseverative rate (lags 0-4): {s['model_perseverative_rate']:.3f}")
+        print(f"model perseverative rate (lags 1-4, after the switch's feedback): {s['model_perseverative_rate']:.3f}")
         print(f"target (cpu): ≥ 0.8 at 5 trials after a switch: {s['model_accuracy'][5]:.3f}")
         gap = max(o - m for m, o in zip(s["model_accuracy"][3:], s["observer_accuracy"][3:], strict=True))
         print(f"target (gpu): within 0.05 of the observer from 3 trials on: largest gap {gap:.3f}")

@@ -36,16 +36,38 @@ def test_flex_context_smoke_reports_model_and_observer_by_lag(tmp_path, capsys):
     summary = _last_json_line(capsys.readouterr().out)
     assert summary["trials_since_switch"] == list(range(10))
     assert len(summary["model_accuracy"]) == len(summary["observer_accuracy"]) == 10
+    excess = [o - m for m, o in zip(summary["model_accuracy"], summary["observer_accuracy"], strict=True)]
+    assert summary["model_excess_error"] == pytest.approx(excess, abs=2e-4)
     assert 0 <= summary["model_perseverative_rate"] <= 1
-    # the optimal observer's errors right after a switch are old-rule answers (chance would be 1/3)
-    assert summary["observer_perseverative_rate"] > 0.8
+    # after the switch trial's feedback the optimal observer's errors are still mostly old-rule answers
+    # (a card often fits the old rule too), far above the 1/3 share of errors spread evenly
+    assert summary["observer_perseverative_rate"] > 0.5
+    assert 0 <= summary["observer_set_loss_rate"] <= summary["model_set_loss_rate"] + 0.2 <= 1.2
     assert (tmp_path / "flex_context_curves.csv").exists()
 
 
+def test_flex_shifts_smoke_ends_with_the_issue_shaped_json_line(tmp_path, capsys):
+    assert main(["flex", "--setting", "shifts", "--profile", "smoke", "--seeds", "2", "--families", "mlp",
+                 "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    lines = [ln for ln in captured.out.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "ID/ED runs" in captured.err
+    summary = json.loads(lines[0])
+    assert summary["setting"] == "shifts" and summary["seeds"] == 2 and set(summary["results"]) == {"mlp"}
+    cells = summary["results"]["mlp"]
+    assert list(cells) == ["ID", "ED", "reversal"]
+    for cell in cells.values():
+        assert set(cell) == {"mean", "ci"} and len(cell["ci"]) == 2 and cell["ci"][0] <= cell["mean"] <= cell["ci"][1]
+    rows = list(csv.DictReader(open(tmp_path / "flex_shifts_curves.csv")))
+    assert {r["stage"] for r in rows} == {"acquisition", "ID", "ED", "reversal"}
+    assert {r["seed"] for r in rows} == {"0", "1"}
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--setting", "shifts", "--families", "pointer_cued"], "unknown families"),
     (["--seeds", "0"], "--seeds must be at least 1"),
     (["--families", "transformer"], "unknown families"),
-    (["--setting", "context", "--families", "mlp"], "weights only"),
+    (["--setting", "context", "--families", "mlp"], "weights or shifts only"),
     (["--setting", "both"], "invalid choice"),
 ])
 def test_flex_bad_arguments(argv, message, capsys):
@@ -71,3 +93,8 @@ def test_run_switching_returns_the_dataclass_with_curves():
     assert len(res.curves) == len(run.acc) and len(run.switches) == 3
     assert res.summary["families"]["pointer"]["switch_cost"]["ci95"] is None  # one seed: no interval
     assert not math.isnan(res.summary["families"]["pointer"]["switch_cost"]["mean"])
+    # one seed: each summary mean is the mean over *all three* switches (a dropped switch changes it)
+    for metric in SWITCH_METRICS:
+        values = [s[metric] for s in run.switches if not math.isnan(s[metric])]
+        assert res.summary["families"]["pointer"][metric]["mean"] == pytest.approx(sum(values) / len(values),
+                                                                                  abs=1e-4), metric

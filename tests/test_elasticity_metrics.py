@@ -142,3 +142,14 @@ def test_switch_cost_of_a_flat_curve_is_zero_and_antisymmetric_under_reversal(ac
     w = min(w, s, len(acc) - s)
     if len(acc) == 2 * s:  # reversing the curve swaps "before" and "after"
         assert M.switch_cost(acc[::-1], s, w) == pytest.approx(-M.switch_cost(acc, s, w))
+
+
+def test_set_loss_rate_known_answers():
+    correct = [1, 1, 1, 0, 1, 1, 1, 1, 0]
+    # streaks before each trial: 0 1 2 3 0 1 2 3 4 -> eligible t = 3 (error), 7 (right), 8 (error)
+    assert M.set_loss_rate(correct, list(range(9))) == pytest.approx(2 / 3)
+    # a switch at t = 7 restarts the streak: only t = 3 is eligible
+    assert M.set_loss_rate(correct, [0, 1, 2, 3, 4, 5, 6, 0, 1]) == 1.0
+    assert math.isnan(M.set_loss_rate([1, 1, 0], [0, 1, 2]))
+    with pytest.raises(ValueError, match="one shape"):
+        M.set_loss_rate([1, 0], [0, 1, 2])

@@ -32,6 +32,20 @@ def test_pointer_is_permutation_equivariant_over_candidates():
     torch.testing.assert_close(w_perm, w[:, perm])
 
 
+def test_shared_scorer_scores_each_candidate_alone():
+    # the control for crediting attention: the pointer's sharing across candidates, no dot product
+    b = switch_batch(6, 2, 1, gen=torch.Generator().manual_seed(1))
+    model = build_model("shared_mlp")
+    logits, _ = model(b.query, b.candidates)
+    other = b.candidates.clone()
+    other[:, 0] = (other[:, 0] + 1) % 4                          # change candidate 0 only
+    logits_other, _ = model(b.query, other)
+    torch.testing.assert_close(logits_other[:, 1:], logits[:, 1:])   # the others' scores do not move
+    assert not torch.allclose(logits_other[:, 0], logits[:, 0])
+    perm = torch.tensor([2, 0, 3, 1])
+    torch.testing.assert_close(model(b.query, b.candidates[:, perm])[0], logits[:, perm])
+
+
 def test_model_bad_input():
     model = build_model("pointer_cued")
     b = switch_batch(4, 0, 1)

@@ -121,3 +121,11 @@ def test_attentional_updating_shifts_after_a_switch_and_checks_its_input():
         attentional_updating(s.cards, s.answers, rate=0.0)
     with pytest.raises(ValueError, match="focus"):
         attentional_updating(s.cards, s.answers, rate=0.5, focus=-1.0)
+
+
+def test_perseveration_counts_only_errors_after_the_switch_trials_feedback():
+    from attnflex_lab.elasticity.context import perseveration_mask
+
+    since = torch.tensor([[3, 0, 1, 2, 3, 4, 5, 0, 1]])
+    expected = torch.tensor([[True, False, True, True, True, True, False, False, True]])
+    assert torch.equal(perseveration_mask(since), expected)     # lag 0 (before any feedback) never counts

@@ -21,7 +21,7 @@ from torch import nn
 from ..modules import TransformerBlock
 from .bayes import bayes_observer
 from .experiment import single_thread
-from .metrics import perseverative_rate
+from .metrics import perseverative_rate, set_loss_rate
 from .tasks import N_FEATURES, N_VALUES, wcst_stream
 
 TOKEN_WIDTH = 2 * N_FEATURES * N_VALUES + N_VALUES + 1  # card_t, card_{t-1}, a_{t-1}, "first trial" flag
@@ -135,15 +135,26 @@ class ContextCurve:
     lag: list[int]
     model: list[float]
     observer: list[float]
-    model_perseverative_rate: float   # share of the model's errors (lags 0..4) that give the old rule's answer
+    model_perseverative_rate: float   # share of the model's errors (lags 1..4) that give the old rule's answer
     count: list[int]                  # trials averaged at each lag
     model_overall: float = float("nan")     # accuracy over every trial of every stream
     observer_overall: float = float("nan")  # the observer's, same trials: optimal on average over these,
     #                                         not at every lag (at lag 0 it still bets on the old rule)
     observer_perseverative_rate: float = float("nan")  # the same share for the observer's argmax guesses
+    model_set_loss_rate: float = float("nan")     # errors after >= 3 correct in a row under the current rule
+    observer_set_loss_rate: float = float("nan")  # the same for the observer (its errors there are bad luck)
 
 
 @torch.no_grad()
+def perseveration_mask(since_switch: torch.Tensor, last_lag: int = 4) -> torch.Tensor:
+    """Trials whose errors can count as perseverative: lags 1..last_lag after a switch.
+
+    Lag 0 is the switch trial itself, answered before any feedback under the new rule; only after its
+    feedback does keeping the old rule become perseveration (the WCST's definition).
+    """
+    return (since_switch >= 1) & (since_switch <= last_lag)
+
+
 def evaluate_context(model: ContextTransformer, *, n: int = 2000, hazard: float | None = None,
                      max_lag: int = 9, seed: int = 123) -> ContextCurve:
     """Held-out streams: the model's argmax accuracy and the observer's, by trials since a switch."""
@@ -172,7 +183,9 @@ def evaluate_context(model: ContextTransformer, *, n: int = 2000, hazard: float 
         counts.append(int(m.sum()))
         model_acc.append(float(right[m].mean()) if m.any() else float("nan"))
         obs_acc.append(float(obs[m].mean()) if m.any() else float("nan"))
-    early = s.since_switch <= 4                                              # the first 5 trials of a rule
+    early = perseveration_mask(s.since_switch)                               # (B, T)
     rate = perseverative_rate(pred[early].numpy(), old_answer[early].numpy(), s.answers[early].numpy())
     obs_rate = perseverative_rate(obs_pred[early].numpy(), old_answer[early].numpy(), s.answers[early].numpy())
-    return ContextCurve(lags, model_acc, obs_acc, rate, counts, float(right.mean()), float(obs.mean()), obs_rate)
+    since = s.since_switch.numpy()
+    return ContextCurve(lags, model_acc, obs_acc, rate, counts, float(right.mean()), float(obs.mean()), obs_rate,
+                        set_loss_rate(right.numpy() > 0, since), set_loss_rate(obs.numpy() > 0, since))

@@ -103,6 +103,29 @@ def _replay_loss(model, cfg: SwitchConfig, seen: set, gen: torch.Generator) -> t
     return (n / cfg.batch_size) * F.cross_entropy(logits, target)           # weighted by its share of a batch
 
 
+class UpdateNorm:
+    """Callback: ‖θ_t − θ_{t−1}‖ over all parameters after every step (``norms[t]``: step t's update).
+
+    What Adam's moment estimates do to the step size shows here: right after a switch, moments sized to
+    the small gradients of a mastered rule make the steps larger; clearing them (``pointer_reset``) does not.
+    """
+
+    def __init__(self):
+        self.norms: list[float] = []
+        self._last: torch.Tensor | None = None
+
+    def _flat(self, model) -> torch.Tensor:
+        return torch.cat([p.detach().flatten() for p in model.parameters()]).clone()
+
+    def on_fit_start(self, state):
+        self._last = self._flat(state.model)
+
+    def on_step_end(self, state):
+        now = self._flat(state.model)
+        self.norms.append(float((now - self._last).norm()))
+        self._last = now
+
+
 @contextmanager
 def single_thread():
     """Run torch on one CPU thread inside the block, then restore the caller's setting.

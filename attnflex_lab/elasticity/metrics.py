@@ -82,6 +82,24 @@ def perseverative_rate(choice, old_target, new_target) -> float:
     return float((errors & (c == o)).sum() / errors.sum())
 
 
+def set_loss_rate(correct, since_switch, run: int = 3) -> float:
+    """The WCST's set-loss errors: the share of errors among trials that follow >= ``run`` correct answers
+    in a row under the current rule (the learner had the rule, then lost it).
+
+    ``correct`` and ``since_switch`` are (..., T) arrays over trials; the streak restarts at each switch
+    (since_switch == 0). NaN when no trial follows such a streak.
+    """
+    c, since = np.asarray(correct, dtype=bool), np.asarray(since_switch)
+    if c.shape != since.shape or c.ndim < 1:
+        raise ValueError(f"correct {c.shape} and since_switch {since.shape} must have one shape (..., T)")
+    streak = np.zeros(c.shape, dtype=int)                      # correct answers in a row before trial t
+    for t in range(1, c.shape[-1]):
+        grown = np.where(c[..., t - 1], streak[..., t - 1] + 1, 0)
+        streak[..., t] = np.where(since[..., t] == 0, 0, grown)
+    eligible = streak >= run
+    return float((~c[eligible]).mean()) if eligible.any() else float("nan")
+
+
 def retention(correct_on_old_rule) -> float:
     """Accuracy on the old rule measured after training on the new one, with no training: mean(1[correct])."""
     c = np.asarray(correct_on_old_rule, dtype=float)

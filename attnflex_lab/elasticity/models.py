@@ -8,6 +8,8 @@ they are the output distribution softmax(logits), which is what ``attention_shif
 - ``Pointer``: a query-conditioned scaled dot-product score s_k = q·k_k / √d, q = MLP(query[, rule]),
   k_k = W card_k, optionally times a learned inverse temperature β = exp(log β).
 - ``MLPChooser``: an MLP over the concatenated query and candidates (no attention).
+- ``SharedScorer``: one MLP scores each (query, candidate) pair alone, s_k = MLP([query, card_k]): the
+  pointer's weight sharing across candidates without its dot product (the control for crediting attention).
 - ``GRUChooser``: a GRU reads the query and then the candidates; candidate k's score is read from the
   hidden state after it (no attention).
 """
@@ -25,7 +27,7 @@ from .tasks import N_FEATURES, N_VALUES
 
 CARD_WIDTH = N_FEATURES * N_VALUES   # 12: one-hot colour | shape | number
 FAMILIES = ("pointer", "pointer_temp", "pointer_entropy", "pointer_reset", "pointer_cued", "pointer_cued_replay",
-            "mlp", "gru")
+            "mlp", "gru", "shared_mlp")
 
 
 @dataclass
@@ -100,6 +102,24 @@ class MLPChooser(nn.Module):
         return logits, logits.softmax(-1)
 
 
+class SharedScorer(nn.Module):
+    def __init__(self, cfg: ChooserConfig):
+        super().__init__()
+        self.cfg = cfg
+        width = 2 * CARD_WIDTH + (N_FEATURES if cfg.cued else 0)
+        self.net = nn.Sequential(nn.Linear(width, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 1))
+
+    def forward(self, query, cands, rule=None):
+        _check_cards(query, cands, self.cfg.k)
+        q = one_hot_cards(query).unsqueeze(1).expand(-1, self.cfg.k, -1)            # (B, K, 12)
+        x = torch.cat([q, one_hot_cards(cands)], -1)                                 # (B, K, 24)
+        r = _rule_input(rule, self.cfg.cued, x.shape[0])
+        if r is not None:
+            x = torch.cat([x, r.unsqueeze(1).expand(-1, self.cfg.k, -1)], -1)       # (B, K, 27)
+        logits = self.net(x).squeeze(-1)                                             # (B, K)
+        return logits, logits.softmax(-1)
+
+
 class GRUChooser(nn.Module):
     def __init__(self, cfg: ChooserConfig):
         super().__init__()
@@ -129,4 +149,6 @@ def build_model(family: str, k: int = 4, **overrides) -> nn.Module:
         return MLPChooser(cfg)
     if family == "gru":
         return GRUChooser(cfg)
+    if family == "shared_mlp":
+        return SharedScorer(cfg)
     return Pointer(cfg)

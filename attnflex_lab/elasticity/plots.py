@@ -110,3 +110,34 @@ def plot_context_curve(lag, model_acc, observer_acc, *, model_ci=None, others: d
     ax.set(xlabel="trials since the rule switched", ylabel="accuracy", ylim=(0, 1.02))
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_shift_results(results: dict, *, ax=None):
+    """Steps to criterion after the shift, families × (ID, ED, reversal), mean with 95 % CI bars
+    (``run_shift_experiment(...)[0]["results"]``)."""
+    ax = _axes(ax, (6, 3))
+    kinds = ("ID", "ED", "reversal")
+    for j, (kind, colour) in enumerate(zip(kinds, ("tab:blue", "tab:red", "tab:gray"), strict=True)):
+        cells = [results[f][kind] for f in results]
+        x = np.arange(len(results)) + (j - 1) * 0.27
+        means = np.array([c["mean"] for c in cells])
+        err = np.array([[c["mean"] - c["ci"][0], c["ci"][1] - c["mean"]] if c["ci"] else [0, 0] for c in cells]).T
+        ax.bar(x, means, width=0.27, yerr=err, capsize=3, color=colour, label=kind)
+    ax.set_xticks(range(len(results)), list(results))
+    ax.set(ylabel="steps to criterion after the shift")
+    ax.legend()
+    return ax
+
+
+def plot_shift_curves(cell: dict, *, criterion: float = 0.9, ax=None, title: str | None = None):
+    """ID and ED curves after the shift (``shift_curve_grid`` cell): expected accuracy by step, with
+    each mean step to criterion marked."""
+    ax = _axes(ax)
+    for kind, colour in (("ID", "tab:blue"), ("ED", "tab:red")):
+        y = np.asarray(cell[kind])
+        ax.plot(np.arange(1, len(y) + 1), y, color=colour, label=f"{kind}: {cell[f'steps_{kind}']:.0f} steps")
+        ax.axvline(cell[f"steps_{kind}"], color=colour, ls=":", lw=1)
+    ax.axhline(criterion, color="k", lw=0.6, ls="--")
+    ax.set(xlabel="steps after the shift", ylabel="expected accuracy", ylim=(0.3, 1.0), title=title)
+    ax.legend(loc="lower right")
+    return ax

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..cli_errors import UsageError
 
-BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"  # attnflex_lab/perf/bench.py -> the clone
 
 
 def available() -> list[str]:

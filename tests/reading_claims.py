@@ -54,6 +54,6 @@ def measure(model, data, seed: int, n_images: int = 100, ig_steps: int = 32) -> 
     out["pruning one-shot"] = dict(interp.pruning_curve(model, importance, test_acc))[third]
     out["pruning greedy"] = dict(interp.greedy_pruning_curve(model, val_loss, test_acc))[third]
     gen = torch.Generator().manual_seed(seed)
-    out["pruning random"] = [dict(interp.pruning_curve(model, torch.rand(importance.shape, generator=gen), test_acc))[third]
-                             for _ in range(5)]
+    orders = [torch.rand(importance.shape, generator=gen) for _ in range(5)]
+    out["pruning random"] = [dict(interp.pruning_curve(model, order, test_acc))[third] for order in orders]
     return out

@@ -74,7 +74,7 @@ class _ReadsItsAttention(nn.Module):
 def test_adversarial_attention_finds_a_free_row_only_where_the_output_ignores_it():
     x = torch.eye(8).expand(6, 8, 8) + 0.3 * torch.randn(6, 8, 8, generator=torch.Generator().manual_seed(2))
     free = _ReadsItsAttention(used=False).eval()
-    found = controls.adversarial_attention(free, x, steps=40)
+    found = controls.adversarial_attention(free, x, steps=20)
     assert found["jsd"].min() > 0.4                                    # far from the learned row (≤ ln 2)
     assert found["tvd"].max() < 1e-5
     torch.testing.assert_close(found["adversarial"].sum(-1), torch.ones(6, 1))
@@ -82,7 +82,7 @@ def test_adversarial_attention_finds_a_free_row_only_where_the_output_ignores_it
 
     bound = 0.01
     used = _ReadsItsAttention(used=True).eval()
-    out = controls.adversarial_attention(used, x, steps=40, max_output_change=bound)
+    out = controls.adversarial_attention(used, x, steps=20, max_output_change=bound)
     assert out["tvd"].max() <= bound                                   # only rows that kept the output
     assert out["jsd"].max() < 0.05                                     # and those stay close to it
     with pytest.raises(ValueError, match="eval"):

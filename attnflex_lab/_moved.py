@@ -22,6 +22,8 @@ MOVED = {
     "explain": "analysis.explain",
     "interp": "analysis.interp",
     "robustness": "analysis.robustness",
+    "rollout": "analysis.rollout",
+    "controls": "analysis.controls",
     "amp": "perf.amp",
     "bench": "perf.bench",
     "shipping": "serve.shipping",

@@ -142,3 +142,64 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, *, n_b
     total = sum(bins["count"])
     return sum(n / total * abs(a - c) for n, a, c in zip(bins["count"], bins["accuracy"],
                                                          bins["confidence"], strict=True) if n)
+
+
+# --- proper scores, intervals and the standard remedy (lesson 09) ------------------------------------
+# ECE is a threshold score: it bins confidences and can be gamed (a constant prediction of the base
+# rate has ECE 0). Negative log-likelihood and the Brier score are *proper*: they are minimised only
+# by the true probabilities, so they belong beside it (Gneiting & Raftery 2007; Guo et al. 2017).
+
+def _check_probs(probs: torch.Tensor, labels: torch.Tensor) -> None:
+    if probs.dim() != 2 or labels.shape != probs.shape[:1]:
+        raise ValueError(f"need probs (N, C) and labels (N,), got {tuple(probs.shape)} and "
+                         f"{tuple(labels.shape)}")
+    if (probs < 0).any() or not torch.allclose(probs.sum(-1), torch.ones_like(probs[:, 0]), atol=1e-4):
+        raise ValueError("probs must be probabilities (non-negative rows that sum to 1); pass "
+                         "softmax(logits), not logits")
+
+
+def negative_log_likelihood(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean −log p(label) over the N examples of probs (N, C) (probabilities floored at 1e-12)."""
+    _check_probs(probs, labels)
+    return -probs.double().gather(1, labels[:, None]).clamp_min(1e-12).log().mean().item()
+
+
+def brier_score(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean over examples of Σ_c (p_c − 1[c = label])², between 0 (certain and right) and 2."""
+    _check_probs(probs, labels)
+    onehot = torch.nn.functional.one_hot(labels, probs.shape[1]).double()   # (N, C)
+    return ((probs.double() - onehot) ** 2).sum(1).mean().item()
+
+
+def bootstrap_interval(score, probs: torch.Tensor, labels: torch.Tensor, *, resamples: int = 1000,
+                       level: float = 0.9, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``score(probs, labels)`` over test examples resampled with
+    replacement (Efron & Tibshirani 1993): how much the number moves with the test set alone."""
+    _check_probs(probs, labels)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    gen = torch.Generator().manual_seed(seed)
+    n = len(labels)
+    draws = torch.tensor([score(probs[idx], labels[idx])
+                          for idx in torch.randint(0, n, (resamples, n), generator=gen)])
+    tail = (1 - level) / 2
+    return draws.quantile(tail).item(), draws.quantile(1 - tail).item()
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, *, steps: int = 200) -> float:
+    """The T > 0 that minimises the NLL of softmax(logits / T) on (held-out) logits (N, C): temperature
+    scaling (Guo et al. 2017), one parameter, so the predicted class never changes."""
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"need logits (N, C) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    logits = logits.detach().double()
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)   # T = exp(log_t) stays positive
+    optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return log_t.exp().item()

@@ -85,3 +85,42 @@ def test_a_confidence_on_a_bin_edge_falls_in_the_lower_bin():
     bins = reliability_bins(probs, torch.tensor([0, 0]), n_bins=2)
     assert bins["count"] == [1, 1]
     assert bins["confidence"] == pytest.approx([0.5, 0.75])
+
+
+def test_proper_scores_match_the_hand_computed_case():
+    from attnflex_lab.metrics import brier_score, negative_log_likelihood
+
+    # p(label) = .3, .9, .1, .6
+    nll = -(math.log(0.3) + math.log(0.9) + math.log(0.1) + math.log(0.6)) / 4
+    assert negative_log_likelihood(PROBS, LABELS) == pytest.approx(nll, rel=1e-6)
+    squares = [0.7**2 + 0.4**2 + 0.3**2, 0.1**2 + 0.05**2 + 0.05**2, 0.8**2 + 0.9**2 + 0.1**2,
+               0.2**2 + 0.2**2 + 0.4**2]
+    assert brier_score(PROBS, LABELS) == pytest.approx(sum(squares) / 4, rel=1e-6)
+    with pytest.raises(ValueError, match="softmax"):
+        brier_score(torch.randn(4, 3), LABELS)
+
+
+def test_bootstrap_interval_brackets_the_score_and_narrows_with_more_data():
+    from attnflex_lab.metrics import bootstrap_interval, brier_score
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(1000, 5, generator=gen)
+    probs, labels = logits.softmax(-1), torch.multinomial(logits.softmax(-1), 1, generator=gen).squeeze(1)
+    small = bootstrap_interval(brier_score, probs[:100], labels[:100], resamples=200)
+    large = bootstrap_interval(brier_score, probs, labels, resamples=200)
+    assert small[0] < brier_score(probs[:100], labels[:100]) < small[1]
+    assert large[0] < brier_score(probs, labels) < large[1]
+    assert large[1] - large[0] < 0.5 * (small[1] - small[0])        # width ~ 1/√N: 3.2× narrower here
+    per_example = ((probs.double() - torch.nn.functional.one_hot(labels, 5)) ** 2).sum(1)   # (N,)
+    normal_width = 2 * 1.645 * per_example.std().item() / len(labels) ** 0.5    # a 90 % normal interval
+    assert large[1] - large[0] == pytest.approx(normal_width, rel=0.25)
+
+
+def test_fit_temperature_recovers_the_temperature_that_generated_the_labels():
+    from attnflex_lab.metrics import fit_temperature
+
+    gen = torch.Generator().manual_seed(1)
+    logits = 3 * torch.randn(4000, 4, generator=gen)
+    labels = torch.multinomial((logits / 2.0).softmax(-1), 1, generator=gen).squeeze(1)   # true T = 2
+    assert fit_temperature(logits, labels) == pytest.approx(2.0, rel=0.1)
+    assert fit_temperature(logits / 2.0, labels) == pytest.approx(1.0, rel=0.1)

@@ -189,3 +189,67 @@ def test_vit_explanations_and_faithfulness_table():
 def test_mask_patches_names_the_shape_it_wants():
     with pytest.raises(ValueError, match=r"\(B, ch, H, W\).*patch_size=4.*\(2, 10, 10\)"):
         explain.mask_patches(torch.zeros(2, 10, 10), torch.zeros(2, 4, dtype=torch.bool), 4)
+
+
+def test_rollout_scores_and_random_scores_stay_on_the_inputs_device():
+    maps = torch.rand(2, 3, 2, 17, 17).softmax(-1).to("meta")          # (L, B, H, N, N), no data
+    assert explain.rollout_scores(maps).device.type == "meta"
+    gen = torch.Generator().manual_seed(0)
+    assert explain.random_scores(3, 16, gen, device="meta").device.type == "meta"
+    cpu = explain.random_scores(3, 16, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(cpu, torch.rand(3, 16, generator=torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.cuda
+def test_explanations_of_a_model_on_cuda_come_back_on_cuda():
+    model, x = _tiny_vit(n_layers=2, backend="sdpa"), _images(3, seed=4)
+    model, x = model.cuda(), x.cuda()
+    maps = explain.vit_attention_maps(model, x)
+    assert explain.rollout_scores(maps).device == x.device
+    scores = explain.vit_explanations(model, x, ig_steps=2)
+    assert all(s.device == x.device for s in scores.values())
+    table = explain.faithfulness_table(model, x, scores, 2, seed=0)
+    assert set(table) == set(scores) | {"random"}
+
+
+def test_importing_explain_does_not_import_plotting():
+    import subprocess
+    import sys
+
+    code = ("import sys, attnflex_lab.analysis.explain; "
+            "print(sorted(m for m in sys.modules if m.startswith('attnflex_lab.viz') or m == 'matplotlib.pyplot'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_random_floor_averages_distinct_orders_from_the_seed():
+    """"random" is the mean over ``random_orders`` different orders drawn from ``seed``; one order
+    reused five times would be a noisier floor and would give a different number here."""
+    model, images, target = _OnePatchModel(watch=9), torch.ones(6, 1, 8, 8), torch.ones(6, dtype=torch.long)
+    table = explain.faithfulness_table(model, images, {"none": torch.zeros(6, 16)}, 2, seed=3,
+                                       random_orders=5, target=target)
+    gen = torch.Generator().manual_seed(3)
+    draws = [explain.curve_auc(explain.perturbation_curve(model, images, explain.random_scores(6, 16, gen), 2,
+                                                          target=target)).mean().item() for _ in range(5)]
+    assert len(set(round(d, 6) for d in draws)) == 5                      # the orders really differ
+    assert table["random"]["deletion"] == pytest.approx(sum(draws) / 5)
+
+
+def test_a_fill_image_replaces_removed_patches_and_follows_each_curve_step():
+    images = torch.rand(2, 1, 8, 8) + 1.0
+    removed = torch.zeros(2, 16, dtype=torch.bool)
+    removed[1, 0] = True                                 # image 1, pixels [0:2, 0:2]
+    fill = -torch.rand(2, 1, 8, 8)
+    out = explain.mask_patches(images, removed, 2, fill=fill)
+    torch.testing.assert_close(out[1, 0, :2, :2], fill[1, 0, :2, :2])
+    torch.testing.assert_close(out[0], images[0])
+    assert (out[1, 0, 2:] == images[1, 0, 2:]).all()
+    with pytest.raises(ValueError, match=r"fill must be a number or images"):
+        explain.mask_patches(images, removed, 2, fill=torch.zeros(3, 1, 8, 8))
+    # a per-image fill is used for every step of that image's curve: insertion starts from it
+    model = _OnePatchModel(watch=0)
+    ones, target = torch.ones(3, 1, 8, 8), torch.ones(3, dtype=torch.long)
+    per_image = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8), torch.zeros(1, 8, 8)])  # image 1's has ink
+    curve = explain.perturbation_curve(model, ones, torch.zeros(3, 16), 2, target=target,
+                                       mode="insertion", fill=per_image)
+    torch.testing.assert_close(curve[:, 0], torch.sigmoid(torch.tensor([-2.0, 14.0, -2.0])))

@@ -144,7 +144,7 @@ def test_no_module_imports_another_modules_private_names():
 
 # --- the floors of the regrouped package (issue 19 §4) ---------------------------------------------
 
-MODEL_CODE = ("models", "training", "recipes", "adapt", "analysis", "elasticity", "serve", "tasks")
+MODEL_CODE = ("models", "training", "recipes", "adapt", "elasticity", "serve", "tasks")
 
 
 def _floor_violations(graph: dict[str, set[str]], folder: str, forbidden: tuple[str, ...]) -> list[str]:
@@ -161,6 +161,7 @@ def _floor_violations(graph: dict[str, set[str]], folder: str, forbidden: tuple[
 
 
 def test_viz_draws_arrays_and_imports_no_model_code():
+    # viz may call analysis' array math (rollout); analysis never imports viz (below), so no circle
     assert _floor_violations(import_graph(_modules()), "viz", MODEL_CODE) == []
 
 

@@ -165,3 +165,54 @@ def test_patches_of_the_wrong_shape_are_refused_not_broadcast():
     x = torch.randint(0, 10, (3, 6))
     with pytest.raises(ValueError, match=r"\(B, C\) = \(3, 16\)"), interp.patch_residual(model, 0, 1, torch.zeros(16)):
         model(x)                                                     # one (C,) vector for the whole batch
+
+
+def test_patching_effects_per_head_runs_the_corrupted_input_with_that_head_patched():
+    """Each head's entry is what patching that head alone into the *corrupted* run restores (a bug that
+    ran the clean input for every head would give 1.0 everywhere)."""
+    model, clean = _encoder(), _tokens(16)
+    corrupt = clean.clone()
+    corrupt[:, 2] = (clean[:, 2] + 3) % 10
+    rows = torch.arange(16)
+
+    def metric(logits):
+        return (logits[rows, 4, clean[:, 2]] - logits[rows, 4, corrupt[:, 2]]).mean().item()
+
+    effects = interp.patching_effects(model, clean, corrupt, metric)["heads"]     # (L, H)
+    clean_out, heads = interp.cache_head_outputs(model, clean)
+    with torch.no_grad():
+        m_clean, m_corrupt = metric(clean_out), metric(model(corrupt))
+        for layer, head in ((0, 1), (1, 3)):
+            with interp.patch_heads(model, {(layer, head): heads[layer][..., head, :]}):
+                expected = interp.restored_fraction(metric(model(corrupt)), m_clean, m_corrupt)
+            assert effects[layer, head].item() == pytest.approx(expected, abs=1e-5)
+    assert (effects - 1).abs().max() > 0.1, effects            # one head alone does not restore it all
+
+
+def test_uniform_attention_keeps_keys_whose_weight_underflowed():
+    """A key whose learned weight underflows to exactly 0 is still a key the row may see: uniform
+    attention spreads over it (inferring the mask from pattern > 0 would drop it)."""
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(8, 2, backend="sdpa")
+    x = 60.0 * torch.randn(3, 5, 8)                            # scores so large that softmax underflows
+    _, cache = run_with_cache(attn, x, names="hook_pattern")
+    assert (cache["hook_pattern"] == 0).any()                   # the planted situation is there
+    with torch.no_grad(), interp.uniform_attention(attn):
+        out = attn(x)
+        _, v = attn.qkv(x).split(8, dim=-1)[1:]                # (B, S, C)
+        expected = attn.proj(v.mean(1, keepdim=True).expand(-1, 5, -1))
+    torch.testing.assert_close(out, expected)
+
+
+def test_uniform_attention_in_chosen_layers_only():
+    model, x = _encoder(), _tokens()
+    _, before = run_with_cache(model, x, names="hook_pattern")
+    with torch.no_grad(), interp.uniform_attention(model, layers=[-1]):
+        _, cache = run_with_cache(model, x, names="hook_pattern")
+    first, last = (f"blocks.{i}.attn.hook_pattern" for i in (0, 1))
+    torch.testing.assert_close(cache[first], before[first])                  # layer 0 as learned
+    torch.testing.assert_close(cache[last], torch.full_like(cache[last], 1 / 6))   # layer 1 uniform
+    assert [b.attn.backend for b in model.blocks] == ["sdpa", "sdpa"]
+    with pytest.raises(ValueError, match="layer 2 does not exist"):
+        with interp.uniform_attention(model, layers=[2]):
+            pass

@@ -4,9 +4,9 @@ Measured with seed 0 (the numbers the notebook reports in cpu):
 
 - LoRA (rank 4, on q and v, 2 % of the parameters) reaches full fine-tuning's token accuracy on the
   new task (both 1.0), within 0.02;
-- at the same step budget, bottleneck adapters and the K/V prefix stay far below it (≈ 0.33–0.36:
-  what the linear probe gets), so "parameter-efficient" is not "any few parameters will do"; having
-  learnt little, they keep more of the old task (retention ≈ 0.7 vs LoRA's 0.33);
+- at the same step budget bottleneck adapters and the K/V prefix were measured far below it (≈ 0.33–0.36,
+  seed 0; adapters were still improving at 1,500 steps, 0.355 -> 0.49), so this file checks only
+  their parameter budgets and what the lesson says about attention, never that a method must fail;
   the adapters hardly move the attention (JS shift from the base ≈ 0), LoRA moves it a lot;
 - full fine-tuning forgets the old task (retention ≈ 0.33), the frozen-base methods that learnt
   nothing new forget less;
@@ -43,15 +43,13 @@ def test_lora_rank_4_matches_full_finetuning_with_few_parameters():
     assert full.retention < 0.5 and lora.retention < 0.5  # the adapted models no longer reverse
 
 
-def test_adapters_prefix_and_probe_fall_short_at_the_same_budget_and_adapters_leave_attention_alone():
+def test_adapters_prefix_and_probe_use_few_parameters_and_adapters_leave_attention_alone():
     lora = _adapted("lora")
     for method in ("adapter", "prefix", "linear_probe"):
         result = _adapted(method)
         print(method, result.trainable, round(result.new_accuracy, 3), round(result.retention, 3))
         assert result.trainable <= 0.05 * lora.total
-        assert result.new_accuracy < lora.new_accuracy - 0.3, method
-        if method != "linear_probe":  # learning little of the new task, they keep more of the old
-            assert result.retention > lora.retention + 0.2, method
+        assert 0.0 <= result.new_accuracy <= 1.0 and 0.0 <= result.retention <= 1.0
     # why the adapters fail on a routing task: they barely move attention (mean JS ≈ 0.003 bits
     # measured), while LoRA, inside the q and v projections, moves both layers (≈ 0.53 bits)
     _, run = trained("reverse", 0)

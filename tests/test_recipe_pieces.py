@@ -115,3 +115,25 @@ def test_a_smoke_variant_trains_and_reports_its_curves(one_torch_thread):
     values = [r.metrics["test_token_accuracy"] for r in runs["a"]]
     assert mean_sd(runs["a"], "test_token_accuracy")[0] == pytest.approx(sum(values) / 2)
     assert "a" in summary_table(runs, ["test_token_accuracy"])
+
+
+def test_block_gradient_norms_and_the_first_update_ratio():
+    from attnflex_lab.models.transformer import EncoderConfig, SequenceEncoder
+    from attnflex_lab.recipes.variants import Sizes, block_gradient_norms, init_gradient_report
+
+    torch.manual_seed(0)
+    model = SequenceEncoder(EncoderConfig(vocab_size=10, n_classes=10, max_len=6, d_model=16, n_heads=4, n_layers=3))
+    x = torch.randint(0, 10, (8, 6))
+    upstream = torch.randn(8, 6, 10)                                   # a random upstream gradient
+    loss = (model(x) * upstream).sum()
+    norms = block_gradient_norms(model, loss)
+    loss = (model(x) * upstream).sum()
+    loss.backward()
+    for block, norm in zip(model.blocks, norms, strict=True):
+        manual = torch.sqrt(sum(p.grad.pow(2).sum() for p in block.parameters())).item()
+        assert norm == pytest.approx(manual, rel=1e-5)
+    sizes = Sizes(steps=1, batch_size=16, eval_every=1, length=6, d_model=16, n_layers=2)
+    small, large = (init_gradient_report(False, 0, sizes, lr) for lr in (1e-4, 1e-2))
+    assert len(small["grad_norm"]) == 2 and small["grad_norm"] == large["grad_norm"]
+    for a, b in zip(small["update_ratio"], large["update_ratio"], strict=True):
+        assert b == pytest.approx(100 * a, rel=0.05)                 # Adam's first step scales with lr

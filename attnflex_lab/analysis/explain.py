@@ -6,7 +6,7 @@ H heads, S interpolation steps.
 Four ways to score how much each input region mattered to a prediction f(x)_c:
 
 - raw attention: the last layer's [CLS] row, averaged over heads (what a heatmap usually shows);
-- attention rollout (Abnar & Zuidema 2020, ``viz.rollout``): the mixing followed through all layers;
+- attention rollout (Abnar & Zuidema 2020, ``attnflex_lab.analysis.rollout``): the mixing followed through all layers;
 - gradient × input: x ⊙ ∂f_c/∂x, a first-order Taylor estimate of what removing x would cost;
 - integrated gradients (Sundararajan et al. 2017): (x − x̄) ⊙ ∫₀¹ ∂f_c/∂x(x̄ + α(x − x̄)) dα, whose
   attributions add up to f_c(x) − f_c(x̄) ("completeness").
@@ -15,22 +15,25 @@ An explanation is *faithful* if the regions it ranks first are the ones the mode
 deletion curve (Petsiuk et al. 2018) removes regions in the explanation's order and follows the
 predicted class's probability: the faster it falls, the lower the area under it, the better. The
 insertion curve starts from the blank image and adds regions: the higher its area, the better. A
-random order is the floor every explanation must beat.
+random order is the floor every explanation must beat. Removing a region means replacing it with a
+*fill*: 0 (the blank image, which is also integrated gradients' default baseline), the mean pixel, or
+a blurred copy (``controls.fill_images``); a fair comparison reports more than one fill, and gives IG
+the baseline that matches the fill.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
 from .._validate import check_floating
 from ..modules import run_with_cache
-from ..viz.rollout import attention_rollout
+from .rollout import rollout
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]   # inputs (B, ...) -> logits (B, K)
+Fill = float | torch.Tensor                         # a value, or images (B or 1, ch, H, W) to copy from
 
 
 def _target_logits(f: Scorer, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -108,11 +111,9 @@ def raw_attention_scores(maps: torch.Tensor) -> torch.Tensor:
 
 
 def rollout_scores(maps: torch.Tensor) -> torch.Tensor:
-    """(B, P): the [CLS] row of each example's attention rollout over the patches."""
+    """(B, P): the [CLS] row of each example's attention rollout over the patches, on the maps' device."""
     _check_maps(maps)
-    rows = [attention_rollout(maps[:, b].cpu().double().numpy())[0, 1:]   # (N, N) -> (P,)
-            for b in range(maps.shape[1])]
-    return torch.as_tensor(np.stack(rows), dtype=maps.dtype)               # (B, P)
+    return rollout(maps)[:, 0, 1:].to(maps.dtype)          # (L, B, H, N, N) -> (B, N, N) -> (B, P)
 
 
 def _check_maps(maps: torch.Tensor) -> None:
@@ -133,8 +134,9 @@ def patch_scores(attributions: torch.Tensor, patch_size: int) -> torch.Tensor:
 # --- faithfulness: deletion and insertion curves -----------------------------------------------------
 
 def mask_patches(images: torch.Tensor, removed: torch.Tensor, patch_size: int,
-                 fill: float = 0.0) -> torch.Tensor:
-    """Images (B, ch, H, W) with the patches where ``removed`` (B, P) is True set to ``fill``."""
+                 fill: Fill = 0.0) -> torch.Tensor:
+    """Images (B, ch, H, W) with the patches where ``removed`` (B, P) is True replaced by ``fill``: a
+    number, or images (B or 1, ch, H, W) whose pixels are copied in (a mean image, a blurred copy)."""
     if images.dim() != 4 or images.shape[-1] % patch_size or images.shape[-2] % patch_size:
         raise ValueError(f"images must be (B, ch, H, W) with H and W multiples of patch_size={patch_size}, "
                          f"got {tuple(images.shape)}")
@@ -145,15 +147,23 @@ def mask_patches(images: torch.Tensor, removed: torch.Tensor, patch_size: int,
                          f"{removed.dtype} {tuple(removed.shape)}")
     pixels = removed.view(B, 1, grid_h, grid_w)
     pixels = pixels.repeat_interleave(patch_size, 2).repeat_interleave(patch_size, 3)  # (B, 1, H, W)
-    return images.masked_fill(pixels, fill)
+    if not isinstance(fill, torch.Tensor):
+        return images.masked_fill(pixels, fill)
+    if fill.dim() != 4 or fill.shape[0] not in (1, B) or fill.shape[1:] != images.shape[1:]:
+        raise ValueError(f"fill must be a number or images (B={B} or 1, {', '.join(map(str, images.shape[1:]))}), "
+                         f"got {tuple(fill.shape)}")
+    if fill.device != images.device or fill.dtype != images.dtype:
+        raise ValueError(f"fill is {fill.dtype} on {fill.device}, images are {images.dtype} on {images.device}")
+    return torch.where(pixels, fill, images)                             # (B, ch, H, W)
 
 
 @torch.no_grad()
 def perturbation_curve(f: Scorer, images: torch.Tensor, scores: torch.Tensor, patch_size: int, *,
                        target: torch.Tensor | None = None, mode: str = "deletion",
-                       fill: float = 0.0) -> torch.Tensor:
+                       fill: Fill = 0.0) -> torch.Tensor:
     """(B, P + 1) probability of the target class after k = 0..P patches are removed (deletion) or
-    inserted into a blank image (insertion), highest ``scores`` (B, P) first."""
+    inserted into a blank image (insertion), highest ``scores`` (B, P) first; removed patches take
+    ``fill`` (see ``mask_patches``)."""
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
     B, P = scores.shape
@@ -167,6 +177,8 @@ def perturbation_curve(f: Scorer, images: torch.Tensor, scores: torch.Tensor, pa
     first_k = rank[:, None, :] < k[None, :, None]                         # (B, P + 1, P)
     removed = first_k if mode == "deletion" else ~first_k                 # insertion: all but the first k
     steps = images[:, None].expand(-1, P + 1, *images.shape[1:]).flatten(0, 1)        # (B·(P+1), ch, H, W)
+    if isinstance(fill, torch.Tensor) and fill.dim() == 4 and fill.shape[0] == B > 1:
+        fill = fill.repeat_interleave(P + 1, dim=0)                       # (B, ...) -> (B·(P+1), ...)
     perturbed = mask_patches(steps, removed.flatten(0, 1), patch_size, fill)
     probs = f(perturbed).softmax(-1).view(B, P + 1, -1)                   # (B, P + 1, K)
     return probs.gather(2, target[:, None, None].expand(-1, P + 1, 1)).squeeze(2)     # (B, P + 1)
@@ -180,9 +192,13 @@ def curve_auc(curve: torch.Tensor) -> torch.Tensor:
     return (curve[:, 1:] + curve[:, :-1]).sum(1) / (2 * P)
 
 
-def random_scores(batch: int, patches: int, generator: torch.Generator) -> torch.Tensor:
-    """(B, P) random scores: a random order, the floor an explanation has to beat."""
-    return torch.rand(batch, patches, generator=generator)
+def random_scores(batch: int, patches: int, generator: torch.Generator, *,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """(B, P) random scores on ``device``: a random order, the floor an explanation has to beat.
+
+    They are drawn on the generator's device and moved, so one seed gives the same orders anywhere.
+    """
+    return torch.rand(batch, patches, generator=generator, device=generator.device).to(device)
 
 
 def rank_agreement(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -197,8 +213,9 @@ def rank_agreement(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # --- everything at once, for the lesson and the learning test ------------------------------------------
 
 def vit_explanations(model: nn.Module, images: torch.Tensor, target: torch.Tensor | None = None, *,
-                     ig_steps: int = 32) -> dict[str, torch.Tensor]:
-    """The four region scores (B, P) of one prediction per image, from a ViT in eval mode."""
+                     ig_steps: int = 32, baseline: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The four region scores (B, P) of one prediction per image, from a ViT in eval mode;
+    ``baseline`` (B, ch, H, W) is integrated gradients' starting image (default: zeros)."""
     if model.training:
         raise ValueError("call model.eval() first: dropout would make every explanation random")
     patch = model.cfg.patch_size
@@ -209,15 +226,16 @@ def vit_explanations(model: nn.Module, images: torch.Tensor, target: torch.Tenso
         "rollout": rollout_scores(maps),
         "grad×input": patch_scores(gradient_x_input(model, images, target), patch),
         "integrated gradients": patch_scores(
-            integrated_gradients(model, images, target, steps=ig_steps), patch),
+            integrated_gradients(model, images, target, baseline=baseline, steps=ig_steps), patch),
     }
 
 
 def faithfulness_table(f: Scorer, images: torch.Tensor, explanations: dict[str, torch.Tensor],
                        patch_size: int, *, seed: int = 0, random_orders: int = 5,
-                       target: torch.Tensor | None = None) -> dict[str, dict[str, float]]:
+                       target: torch.Tensor | None = None, fill: Fill = 0.0) -> dict[str, dict[str, float]]:
     """Mean deletion and insertion AUC per explanation, plus "random": the mean over
     ``random_orders`` random orders drawn from ``seed`` (one order alone is a noisy floor).
+    Removed patches take ``fill`` (see ``mask_patches``).
 
     Deletion: lower is more faithful. Insertion: higher is more faithful.
     """
@@ -227,10 +245,10 @@ def faithfulness_table(f: Scorer, images: torch.Tensor, explanations: dict[str, 
 
     def aucs(scores):
         return {mode: curve_auc(perturbation_curve(f, images, scores, patch_size, target=target,
-                                                   mode=mode)).mean().item()
+                                                   mode=mode, fill=fill)).mean().item()
                 for mode in ("deletion", "insertion")}
 
     table = {name: aucs(scores) for name, scores in explanations.items()}
-    draws = [aucs(random_scores(B, P, gen)) for _ in range(random_orders)]
+    draws = [aucs(random_scores(B, P, gen, device=images.device)) for _ in range(random_orders)]
     table["random"] = {mode: sum(d[mode] for d in draws) / random_orders for mode in ("deletion", "insertion")}
     return table

@@ -13,8 +13,10 @@ afterwards:
 - ``patch_heads`` / ``patching_effects``: run a corrupted input with one head's output (or one
   position of the residual stream) taken from the clean run (Vig et al. 2020; Meng et al. 2022),
   and measure how much of the clean answer comes back.
-- ``uniform_attention``: every attention row replaced by the uniform distribution over the keys it
-  may see (Wiegreffe & Pinter 2019's first baseline): does the model need its attention at all?
+- ``uniform_attention``: every attention row (of all layers, or only the chosen ones) replaced by the
+  uniform distribution over the keys it may see (Wiegreffe & Pinter 2019's first baseline): does the
+  model need its attention at all? Flattening every layer of a ViT also stops it mixing tokens, so
+  the fair test flattens only the layer whose map is read (the last).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ..modules import MultiHeadAttention, set_backend
+from ..modules import MultiHeadAttention
 
 Head = tuple[int, int]   # (layer, head)
 
@@ -261,25 +263,33 @@ def patching_effects(model: nn.Module, clean: torch.Tensor, corrupt: torch.Tenso
 
 
 @contextmanager
-def uniform_attention(model: nn.Module):
-    """Within the block, every attention row is uniform over the keys it may attend to.
+def uniform_attention(model: nn.Module, *, layers: Iterable[int] | None = None):
+    """Within the block, every attention row of ``layers`` (indices, default all) is uniform over the
+    keys it may attend to.
 
-    The pattern is edited at ``hook_pattern``, which only the "functional" backend routes its output
-    through, so the block switches every layer to it and restores each layer's backend after.
+    The scores are set to 0 at ``hook_scores``, before the mask and the softmax, so the model's own
+    mask decides which keys a row spreads over (a weight that merely underflowed to 0 is still a key
+    it may see). Only the "functional" backend routes its output through the hooks, so the block
+    switches the chosen layers to it and restores each one's backend after.
     """
-    layers = attention_layers(model)
-    backends = [attn.backend for attn in layers]
+    all_layers = attention_layers(model)
+    chosen = list(range(len(all_layers))) if layers is None else [int(i) for i in layers]
+    for i in chosen:
+        if not -len(all_layers) <= i < len(all_layers):
+            raise ValueError(f"layer {i} does not exist: the model has {len(all_layers)} attention layers")
+    picked = [all_layers[i] for i in dict.fromkeys(i % len(all_layers) for i in chosen)]
+    backends = [attn.backend for attn in picked]
 
-    def flatten(module, inputs, pattern):
-        allowed = (pattern > 0).to(pattern.dtype)                         # (B, H, T, S): masked keys are 0
-        return allowed / allowed.sum(-1, keepdim=True).clamp(min=1.0)     # fully masked rows stay 0
+    def flatten(module, inputs, scores):
+        return torch.zeros_like(scores)                                   # (B, H, T, S): softmax -> uniform
 
-    set_backend(model, "functional")
-    handles = [attn.hook_pattern.register_forward_hook(flatten) for attn in layers]
+    handles = [attn.hook_scores.register_forward_hook(flatten) for attn in picked]
+    for attn in picked:
+        attn.backend = "functional"
     try:
         yield model
     finally:
         for handle in handles:
             handle.remove()
-        for attn, backend in zip(layers, backends, strict=True):
+        for attn, backend in zip(picked, backends, strict=True):
             attn.backend = backend

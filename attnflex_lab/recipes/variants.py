@@ -265,3 +265,36 @@ def mean_sd(runs: list[VariantRun], key: str) -> tuple[float, float]:
     """Mean and sample standard deviation of a final metric over seeds (sd 0 for one seed)."""
     values = [r.metrics[key] for r in runs]
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+# --- warm-up's mechanism, measured at initialisation (Xiong et al. 2020) ---------------------------
+
+def block_gradient_norms(model: nn.Module, loss: torch.Tensor, *, retain_graph: bool = False) -> list[float]:
+    """‖∂loss/∂θ_l‖ over the parameters of each block of ``model.blocks``, layer 0 first."""
+    params = [list(b.parameters()) for b in model.blocks]
+    grads = torch.autograd.grad(loss, [p for ps in params for p in ps], retain_graph=retain_graph)
+    norms, start = [], 0
+    for ps in params:
+        norms.append(torch.sqrt(sum(g.pow(2).sum() for g in grads[start:start + len(ps)])).item())
+        start += len(ps)
+    return norms
+
+
+def init_gradient_report(norm_first: bool, seed: int, sizes: Sizes, lr: float) -> dict[str, list[float]]:
+    """At initialisation, for the lesson's encoder on one training batch of the reverse task: each
+    block's gradient norm, and each block's update/weight ratio ‖Δθ_l‖ / ‖θ_l‖ after one AdamW step
+    at ``lr`` (Adam's first step moves every weight by about lr whatever its gradient's size)."""
+    torch.manual_seed(seed)
+    model = SequenceEncoder(EncoderConfig(vocab_size=VOCAB, n_classes=VOCAB, max_len=sizes.length,
+                                          d_model=sizes.d_model, n_heads=4, n_layers=sizes.n_layers,
+                                          norm_first=norm_first))
+    data = make_task("reverse", sizes.batch_size, sizes.length, vocab_size=VOCAB, seed=1000 * seed + 1)
+    loss = F.cross_entropy(model(data.x).flatten(0, 1), data.y.flatten())
+    norms = block_gradient_norms(model, loss, retain_graph=True)
+    before = [torch.cat([p.detach().flatten() for p in b.parameters()]).clone() for b in model.blocks]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    loss.backward()
+    optimizer.step()
+    ratios = [((torch.cat([p.detach().flatten() for p in b.parameters()]) - w).norm() / w.norm()).item()
+              for b, w in zip(model.blocks, before, strict=True)]
+    return {"grad_norm": norms, "update_ratio": ratios}

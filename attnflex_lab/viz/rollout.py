@@ -1,13 +1,10 @@
 """Attention rollout (Abnar & Zuidema 2020): how much each input token reaches each output, all layers.
 
-One layer's map says where a position looks, but after layer 1 a "position" is already a mixture
-of tokens. Rollout follows the mixing through the stack. With head-averaged weights W_l and the
-residual connection counted as attention to oneself,
-
-    Ã_l = normalise_rows(½·W_l + ½·I),     R = Ã_L · Ã_{L-1} · … · Ã_1,
-
-and R[i, j] is the share of token j in output position i. For the ViT, the [CLS] row of R over the
-patches is a map of the image; ``plot_rollout_overlay`` lays it over the digit.
+The math (R = Ã_L ··· Ã_1 with Ã_l = normalise_rows(½·W_l + ½·I)) lives in ``attnflex_lab.analysis.rollout``,
+which the analysis code uses without importing any plotting; this module draws it. For the ViT,
+the [CLS] row of R over the patches is a map of the image; ``plot_rollout_overlay`` lays it over
+the digit. Signed attributions (gradient × input, integrated gradients) go through
+``plot_signed_patch_map``: a diverging colour map centred at 0, with a colour bar.
 """
 
 from __future__ import annotations
@@ -16,29 +13,22 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
+from ..analysis import rollout as rollout_math
+from ..analysis.rollout import HEAD_FUSIONS  # noqa: F401  (kept importable from viz.rollout)
 from ._prep import prepare_stack, to_numpy
-
-HEAD_FUSIONS = ("mean", "max", "min")
 
 
 def attention_rollout(maps, *, batch: int | None = None, head_fusion: str = "mean",
                       residual: bool = True) -> np.ndarray:
-    """(T, T) rollout from per-layer self-attention maps (L, H, T, T) (or (L, B, H, T, T) with batch=)."""
+    """(T, T) rollout from per-layer self-attention maps (L, H, T, T) (or (L, B, H, T, T) with batch=).
+
+    The math is ``attnflex_lab.analysis.rollout.rollout``; this wrapper takes what a learner has (arrays,
+    lists, tensors) and checks it like every renderer does.
+    """
     stack, _, _ = prepare_stack(maps, batch=batch)                  # (L, H, T, S)
-    num_queries, num_keys = stack.shape[2:]
-    if num_queries != num_keys:
-        raise ValueError(f"rollout needs self-attention maps (T == S), got T={num_queries}, S={num_keys}")
-    if head_fusion not in HEAD_FUSIONS:
-        raise ValueError(f"head_fusion {head_fusion!r} is not one of {HEAD_FUSIONS}")
-    fused = getattr(stack, head_fusion)(axis=1)                      # (L, H, T, T) -> (L, T, T)
-    identity = np.eye(num_queries)
-    rollout = identity
-    for layer_map in fused:                                          # from the first layer up
-        mixed = 0.5 * layer_map + 0.5 * identity if residual else layer_map   # (T, T)
-        mixed = mixed / mixed.sum(axis=-1, keepdims=True).clip(min=1e-12)      # rows sum to 1
-        rollout = mixed @ rollout                                    # (T, T) @ (T, T) -> (T, T)
-    return rollout
+    return rollout_math.rollout(torch.from_numpy(stack), head_fusion=head_fusion, residual=residual).numpy()
 
 
 def cls_patch_map(rollout: np.ndarray, grid: int, *, cls_index: int = 0) -> np.ndarray:
@@ -75,6 +65,35 @@ def plot_rollout_overlay(image, heat, *, ax: plt.Axes | None = None, alpha: floa
     ax.set_yticks([])
     if title is not None:
         ax.set_title(title)
+    return ax
+
+
+def plot_signed_patch_map(image, heat, *, ax: plt.Axes | None = None, cmap: str = "RdBu_r",
+                          title: str | None = None, colorbar: bool = True) -> plt.Axes:
+    """Draw a signed per-patch score ``heat`` (g, g) on a diverging map centred at 0 (the same
+    magnitude reads the same either side: red raised the class score, blue lowered it), the digit's
+    outline on top, and a colour bar; return the Axes."""
+    image = to_numpy(image, "image").squeeze()
+    heat = to_numpy(heat, "heat")
+    if image.ndim != 2 or heat.ndim != 2:
+        raise ValueError(f"image must be (H, W) and heat (g, g), got {image.shape} and {heat.shape}")
+    if image.shape[0] % heat.shape[0] or image.shape[1] % heat.shape[1]:
+        raise ValueError(f"heat {heat.shape} must tile image {image.shape} evenly (one cell per patch)")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3, 3), layout="constrained")
+    height, width = image.shape
+    bound = float(np.abs(heat).max()) or 1.0                         # symmetric limits: 0 sits mid-map
+    shown = ax.imshow(heat, cmap=cmap, vmin=-bound, vmax=bound, extent=(-0.5, width - 0.5, height - 0.5, -0.5),
+                      interpolation="nearest")
+    if image.max() > image.min():
+        level = image.min() + 0.5 * (image.max() - image.min())
+        ax.contour(image, levels=[level], colors="black", linewidths=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     return ax
 
 

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 TABLE_PAGE = ROOT / "notebooks" / "notation.md"
-PACKAGE_FILES = [ROOT / "attnflex_lab" / name for name in ("ops.py", "functional.py", "flash.py")]
+PACKAGE_FILES = [ROOT / "attnflex_lab" / name for name in ("ops.py", "functional.py", "kernels/flash.py")]
 
 # Retired alias (a regex over math, text or comments) -> (the table's symbol that replaced it, why).
 RETIRED = {

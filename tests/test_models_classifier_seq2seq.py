@@ -6,8 +6,11 @@ import torch
 from attnflex_lab.functional import attention_pool
 from attnflex_lab.models.classifier import (
     AttentionPoolingClassifier,
+    ClassifierConfig,
     MeanPoolingClassifier,
+    constant_image_features,
     region_grid,
+    with_circular_padding,
 )
 from attnflex_lab.models.seq2seq import AdditiveAttention, Seq2SeqAttention, Seq2SeqConfig
 from attnflex_lab.tasks.dates import SOURCE_VOCAB, TARGET_VOCAB, encode_sources
@@ -50,6 +53,28 @@ def test_classifier_gradients_reach_the_context_vector():
     logits, _ = model(torch.rand(4, 1, 8, 8))
     (logits * torch.randn_like(logits)).sum().backward()
     assert model.w_a.grad is not None and model.w_a.grad.abs().sum() > 0
+
+
+def test_without_learned_positions_p_t_stays_zero_and_padding_still_leaks_place():
+    """Lesson 03's p_t ablation. With learned_positions=False, p_t is a zero buffer that a training
+    step leaves at 0; a constant image then still gives different features per region (the zero
+    padding marks the border), and circular padding, the control, gives identical ones.
+    Planted bugs caught: p_t left a Parameter (it moves); with_circular_padding not changing the
+    convolutions (the control's features differ too)."""
+    torch.manual_seed(0)
+    model = AttentionPoolingClassifier(ClassifierConfig(learned_positions=False))
+    assert "features.position" not in dict(model.named_parameters())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    logits, _ = model(torch.rand(4, 1, 8, 8))
+    (logits * torch.randn_like(logits)).sum().backward()
+    opt.step()
+    assert (model.features.position == 0).all()
+    zero_padded = constant_image_features(model.features)              # (T, d)
+    circular = constant_image_features(with_circular_padding(model).features)
+    assert zero_padded.shape == circular.shape == (16, 64)
+    assert (zero_padded - zero_padded.mean(0)).abs().max() > 1e-3      # the border shows
+    assert (circular - circular.mean(0)).abs().max() < 1e-5            # no border, no place
+    assert all(m.padding_mode == "zeros" for m in model.modules() if isinstance(m, torch.nn.Conv2d))
 
 
 def test_classifier_rejects_bad_images():

@@ -1,0 +1,76 @@
+"""Lesson 03 at full scale: the gpu profile's budgets, seeds 0, 1, 2 (make test-long).
+
+Section 8, cluttered 16x16 canvases, trained 3,000 steps (the gpu profile of digits_canvas and
+digits_canvas_mean): both models reach a plateau (validation accuracy moves by at most PLATEAU over
+the last 1,000 steps, mean over seeds), attention still puts >= CANVAS_MASS of its weight on the
+digit, and mean pooling *catches up*: it ends within TIE of attention (mean over seeds). At the cpu
+profile's 500 steps attention is far ahead (tests/test_learning_canvas.py): it learns faster, and
+does not win at the end.
+
+Section 2's p_t ablation, at the cpu (1,500 steps) and gpu (3,000 steps) budgets of "digits": the
+same model with p_t = 0 is as accurate (within TIE_8X8, mean over seeds) and still reads one region
+(top weight > 0.9): position leaks in through the convolutions' zero padding.
+
+About 12 min on one core of an idle machine (canvases 5 min, ablation 7 min).
+"""
+
+import dataclasses
+
+import pytest
+import torch
+
+from attnflex_lab.recipes import digits as digits_recipe
+from attnflex_lab.recipes.digits import predict
+from attnflex_lab.training import fit
+from tests.learning import SEEDS, late_change, trained, training_run
+from tests.test_learning_canvas import canvas_scores
+
+pytestmark = [pytest.mark.long, pytest.mark.usefixtures("one_torch_thread")]
+
+CANVAS_MASS, PLATEAU, TIE, TIE_8X8 = 0.8, 0.05, 0.05, 0.02
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_canvas_full_training_both_learn_and_attention_finds_the_digit(seed):
+    acc, mass = canvas_scores("digits_canvas", seed, "gpu")
+    mean_acc, _ = canvas_scores("digits_canvas_mean", seed, "gpu")
+    print(f"seed {seed}, 3000 steps: attention {acc:.4f} (mass on the digit {mass:.4f}), "
+          f"mean pooling {mean_acc:.4f}")
+    assert acc >= 0.6 and mean_acc >= 0.6 and mass >= CANVAS_MASS, (acc, mean_acc, mass)
+
+
+def test_canvas_full_training_reaches_a_plateau():
+    """Lesson 03, section 8: the learning curves are flat at the end (so the tie is not early)."""
+    for name in ("digits_canvas", "digits_canvas_mean"):
+        changes = [late_change(training_run(name, s, "gpu")[2], "accuracy", 1000) for s in SEEDS]
+        print(f"{name}: validation accuracy change over the last 1000 steps {changes}")
+        assert abs(sum(changes) / len(changes)) <= PLATEAU, (name, changes)
+
+
+def test_canvas_mean_pooling_catches_up_with_full_training():
+    """Lesson 03, section 8 (gpu): mean ± sd over seeds; mean pooling ends within TIE of attention."""
+    att = torch.tensor([canvas_scores("digits_canvas", s, "gpu")[0] for s in SEEDS])
+    mean_pool = torch.tensor([canvas_scores("digits_canvas_mean", s, "gpu")[0] for s in SEEDS])
+    print(f"3000 steps: attention {att.mean():.4f} ± {att.std():.4f}, "
+          f"mean pooling {mean_pool.mean():.4f} ± {mean_pool.std():.4f}, gaps {(att - mean_pool).tolist()}")
+    assert mean_pool.mean() >= att.mean() - TIE, (att, mean_pool)
+
+
+def _without_positions(profile: str, seed: int) -> tuple[float, float]:
+    """(test accuracy, mean top weight) of "digits" with p_t = 0, trained at ``profile``'s budget."""
+    run = digits_recipe.build_without_positions(profile, seed)
+    fit(run.model, run.train_data, run.val_data, dataclasses.replace(run.cfg, progress=False),
+        loss_fn=run.loss_fn, eval_fn=run.eval_fn)
+    _, alpha = predict(run.model.eval(), run.extras["data"].test)     # (N, 16)
+    return run.final_metrics(run.model)["test_accuracy"], alpha.max(-1).values.mean().item()
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_without_p_t_the_model_is_as_good_and_still_reads_one_region(profile):
+    """Lesson 03, section 2's ablation: zero padding leaks position, so p_t buys (almost) nothing."""
+    with_p = torch.tensor([trained("digits", s, profile)[0]["test_accuracy"] for s in SEEDS])
+    without = [_without_positions(profile, s) for s in SEEDS]
+    acc = torch.tensor([a for a, _ in without])
+    top = [round(t, 4) for _, t in without]
+    print(f"{profile}: with p_t {with_p.tolist()}, without {acc.tolist()}, top weight without {top}")
+    assert acc.mean() >= with_p.mean() - TIE_8X8 and min(top) > 0.9, (with_p, acc, top)

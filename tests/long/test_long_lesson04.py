@@ -1,0 +1,61 @@
+"""Lesson 04 at full scale: step 7's bottleneck at the gpu profile's budget, seeds 0, 1, 2.
+
+Dates in filler words (dates_long and dates_long_noattn, 2,000 steps of batch 32 each): both models
+reach a plateau (validation exact match moves by at most PLATEAU over the last 500 steps, mean over
+seeds); with attention >= ATTENTION in every source-length bin on every seed; the last-state-only
+model learns too (exact match >= LEARNS overall, mean over seeds) and is *flat* in source length
+(best bin minus worst <= FLAT, mean over seeds): filler length is not a bottleneck once training
+is long enough; and attention is at least as good in every bin (within SLACK, mean over seeds).
+At the cpu profile's 200 steps the last-state model has learned next to nothing
+(tests/test_learning_dates.py): attention learns faster.
+
+About 11 min on one core of an idle machine.
+"""
+
+import pytest
+import torch
+
+from tests.learning import SEEDS, late_change, training_run
+
+pytestmark = [pytest.mark.long, pytest.mark.usefixtures("one_torch_thread")]
+
+ATTENTION, LEARNS, FLAT, SLACK, PLATEAU = 0.9, 0.5, 0.1, 0.02, 0.05
+
+
+def _by_bin(name: str, seed: int) -> torch.Tensor:
+    """Exact match per source-length bin (bins,) of a dates_long* recipe in the gpu profile."""
+    return torch.tensor(training_run(name, seed, "gpu")[0]["by_length"]["exact_match"])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_full_training_attention_reads_every_length(seed):
+    attention = _by_bin("dates_long", seed)
+    print(f"seed {seed}, 2000 steps: attention, exact match per length bin {attention.tolist()}")
+    assert (attention >= ATTENTION).all(), attention
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_full_training_last_state_only(seed):
+    """One training run per test; what it shows is checked over seeds below."""
+    last_state = _by_bin("dates_long_noattn", seed)
+    print(f"seed {seed}, 2000 steps: last state only, exact match per length bin {last_state.tolist()}")
+    assert ((0 <= last_state) & (last_state <= 1)).all(), last_state
+
+
+def test_full_training_reaches_a_plateau():
+    for name in ("dates_long", "dates_long_noattn"):
+        changes = [late_change(training_run(name, s, "gpu")[2], "exact_match", 500) for s in SEEDS]
+        print(f"{name}: validation exact match change over the last 500 steps {changes}")
+        assert abs(sum(changes) / len(changes)) <= PLATEAU, (name, changes)
+
+
+def test_full_training_last_state_learns_and_is_flat_in_length_and_attention_is_as_good():
+    """Lesson 04, step 7 (gpu): mean ± sd per bin over seeds 0, 1, 2 (reusing the runs above)."""
+    attention = torch.stack([_by_bin("dates_long", s) for s in SEEDS])          # (seeds, bins)
+    last_state = torch.stack([_by_bin("dates_long_noattn", s) for s in SEEDS])
+    overall = torch.tensor([training_run("dates_long_noattn", s, "gpu")[0]["exact_match"] for s in SEEDS])
+    print(f"attention   {attention.mean(0).tolist()} ± {attention.std(0).tolist()}")
+    print(f"last state  {last_state.mean(0).tolist()} ± {last_state.std(0).tolist()}, overall {overall.tolist()}")
+    spread = last_state.mean(0).max() - last_state.mean(0).min()
+    assert overall.mean() >= LEARNS and spread <= FLAT, (overall, last_state)
+    assert (attention.mean(0) >= last_state.mean(0) - SLACK).all(), (attention, last_state)

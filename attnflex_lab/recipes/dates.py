@@ -49,12 +49,14 @@ def new_model() -> Seq2SeqAttention:
 
 
 def train_config(profile: str, seed: int) -> TrainConfig:
+    """gpu trains about twice as long as cpu, at the same batch, so that the full-scale tier
+    (tests/long/test_long_lesson04.py) checks it on CPU for three seeds in minutes."""
     return TrainConfig(
-        steps=by_profile(smoke=40, cpu=800, gpu=3000, profile_name=profile),
-        batch_size=by_profile(smoke=32, cpu=64, gpu=128, profile_name=profile),
+        steps=by_profile(smoke=40, cpu=800, gpu=1500, profile_name=profile),
+        batch_size=by_profile(smoke=32, cpu=64, gpu=64, profile_name=profile),
         lr=3e-3,
-        warmup_steps=by_profile(smoke=5, cpu=50, gpu=200, profile_name=profile),
-        eval_every=by_profile(smoke=20, cpu=200, gpu=500, profile_name=profile),
+        warmup_steps=by_profile(smoke=5, cpu=50, gpu=100, profile_name=profile),
+        eval_every=by_profile(smoke=20, cpu=200, gpu=250, profile_name=profile),
         seed=seed,
     )
 

@@ -12,7 +12,7 @@ profile's 500 steps attention is far ahead (tests/test_learning_canvas.py): it l
 does not win at the end.
 
 Section 2's p_t ablation, at the cpu (1,500 steps) and gpu (3,000 steps) budgets of "digits": the
-same model with p_t = 0 is as accurate (within TIE_8X8, mean over seeds) and still reads one region
+same model with p_t = 0 is as accurate (within TIE_8X8, mean over seeds; 0.03 on each seed) and still reads one region
 (top weight > 0.9): position leaks in through the convolutions' zero padding.
 
 About 14 min on one core of an idle machine (8x8 and ablation 9 min, canvases 5 min).
@@ -96,3 +96,4 @@ def test_without_p_t_the_model_is_as_good_and_still_reads_one_region(profile):
     top = [round(t, 4) for _, t in without]
     print(f"{profile}: with p_t {with_p.tolist()}, without {acc.tolist()}, top weight without {top}")
     assert acc.mean() >= with_p.mean() - TIE_8X8 and min(top) > 0.9, (with_p, acc, top)
+    assert (acc >= with_p - 0.03).all(), (with_p, acc)     # the notebook's one-seed check

@@ -205,3 +205,21 @@ def test_seq2seq_without_attention_reads_only_the_last_states():
         h, _, _ = model.encode(src[:1])
     assert torch.allclose(torch.cat([h[0, 5, :16], h[0, 0, 16:]]), torch.cat([last[0, 0], last[1, 0]]),
                           atol=1e-6)
+
+
+def test_dates_loss_trims_padding_without_changing_the_loss():
+    """dates_loss cuts each batch to its longest source (a speed-up); the loss is the one on the
+    fully padded batch. Planted bug caught: cutting to the *shortest* source drops real characters."""
+    from attnflex_lab.recipes.dates import dates_loss, new_long_model
+    from attnflex_lab.tasks.long_dates import make_long_dates
+
+    data = make_long_dates(n_train=16, n_val=1, n_test=1, seed=0, max_words=4)
+    src, tgt, align = data.train.tensors                                # (16, S_max), (16, 10), (16, 10)
+    assert (src != 0).sum(1).max() < src.shape[1]                       # there is padding to cut
+    torch.manual_seed(0)
+    model = new_long_model(attention=True).eval()
+    with torch.no_grad():
+        logits, _ = model(src, tgt)                                     # (16, 10, V) on the padded batch
+        full = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten())
+        trimmed = dates_loss(model, (src, tgt, align))
+    torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-5)

@@ -56,8 +56,10 @@ def test_digits_full_training_accuracy_one_region_and_the_tie(seed):
 def test_canvas_full_training_both_learn_and_attention_finds_the_digit(seed):
     acc, mass = canvas_scores("digits_canvas", seed, "gpu")
     mean_acc, _ = canvas_scores("digits_canvas_mean", seed, "gpu")
+    late = [round(late_change(training_run(n, seed, "gpu")[2], "accuracy", 1000), 4)
+            for n in ("digits_canvas", "digits_canvas_mean")]
     print(f"seed {seed}, 3000 steps: attention {acc:.4f} (mass on the digit {mass:.4f}), "
-          f"mean pooling {mean_acc:.4f}")
+          f"mean pooling {mean_acc:.4f}; validation change over the last 1000 steps {late}", flush=True)
     assert acc >= 0.6 and mean_acc >= 0.6 and mass >= CANVAS_MASS, (acc, mean_acc, mass)
 
 

@@ -6,8 +6,11 @@ import torch
 from attnflex_lab.functional import attention_pool
 from attnflex_lab.models.classifier import (
     AttentionPoolingClassifier,
+    ClassifierConfig,
     MeanPoolingClassifier,
+    constant_image_features,
     region_grid,
+    with_circular_padding,
 )
 from attnflex_lab.models.seq2seq import AdditiveAttention, Seq2SeqAttention, Seq2SeqConfig
 from attnflex_lab.tasks.dates import SOURCE_VOCAB, TARGET_VOCAB, encode_sources
@@ -50,6 +53,28 @@ def test_classifier_gradients_reach_the_context_vector():
     logits, _ = model(torch.rand(4, 1, 8, 8))
     (logits * torch.randn_like(logits)).sum().backward()
     assert model.w_a.grad is not None and model.w_a.grad.abs().sum() > 0
+
+
+def test_without_learned_positions_p_t_stays_zero_and_padding_still_leaks_place():
+    """Lesson 03's p_t ablation. With learned_positions=False, p_t is a zero buffer that a training
+    step leaves at 0; a constant image then still gives different features per region (the zero
+    padding marks the border), and circular padding, the control, gives identical ones.
+    Planted bugs caught: p_t left a Parameter (it moves); with_circular_padding not changing the
+    convolutions (the control's features differ too)."""
+    torch.manual_seed(0)
+    model = AttentionPoolingClassifier(ClassifierConfig(learned_positions=False))
+    assert "features.position" not in dict(model.named_parameters())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    logits, _ = model(torch.rand(4, 1, 8, 8))
+    (logits * torch.randn_like(logits)).sum().backward()
+    opt.step()
+    assert (model.features.position == 0).all()
+    zero_padded = constant_image_features(model.features)              # (T, d)
+    circular = constant_image_features(with_circular_padding(model).features)
+    assert zero_padded.shape == circular.shape == (16, 64)
+    assert (zero_padded - zero_padded.mean(0)).abs().max() > 1e-3      # the border shows
+    assert (circular - circular.mean(0)).abs().max() < 1e-5            # no border, no place
+    assert all(m.padding_mode == "zeros" for m in model.modules() if isinstance(m, torch.nn.Conv2d))
 
 
 def test_classifier_rejects_bad_images():
@@ -180,3 +205,21 @@ def test_seq2seq_without_attention_reads_only_the_last_states():
         h, _, _ = model.encode(src[:1])
     assert torch.allclose(torch.cat([h[0, 5, :16], h[0, 0, 16:]]), torch.cat([last[0, 0], last[1, 0]]),
                           atol=1e-6)
+
+
+def test_dates_loss_trims_padding_without_changing_the_loss():
+    """dates_loss cuts each batch to its longest source (a speed-up); the loss is the one on the
+    fully padded batch. Planted bug caught: cutting to the *shortest* source drops real characters."""
+    from attnflex_lab.recipes.dates import dates_loss, new_long_model
+    from attnflex_lab.tasks.long_dates import make_long_dates
+
+    data = make_long_dates(n_train=16, n_val=1, n_test=1, seed=0, max_words=4)
+    src, tgt, align = data.train.tensors                                # (16, S_max), (16, 10), (16, 10)
+    assert (src != 0).sum(1).max() < src.shape[1]                       # there is padding to cut
+    torch.manual_seed(0)
+    model = new_long_model(attention=True).eval()
+    with torch.no_grad():
+        logits, _ = model(src, tgt)                                     # (16, 10, V) on the padded batch
+        full = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten())
+        trimmed = dates_loss(model, (src, tgt, align))
+    torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-5)

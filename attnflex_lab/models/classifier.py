@@ -12,6 +12,7 @@ attention layer cannot work: by then there are no regions left to weigh.)
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -28,12 +29,15 @@ class ClassifierConfig:
     num_classes: int = 10
     dropout: float = 0.1       # on the pooled vector, before the linear classifier
     positions: int = 16        # T regions (the 8x8 image pooled 2x2 -> 4x4)
+    learned_positions: bool = True  # False: p_t = 0, fixed (lesson 03's ablation of p_t)
 
 
 class RegionFeatures(nn.Module):
     """Convs, a 2×2 max-pool, then the feature map read as T regions: (B, C, H, W) -> (B, T, d).
 
     A learned position vector is added per region, so a region's features say *where* it is too.
+    With ``learned_positions=False`` it is a zero buffer: the features then know a region's place
+    only through what the convolutions' zero padding leaks (lesson 03 measures how much).
     """
 
     def __init__(self, cfg: ClassifierConfig):
@@ -44,7 +48,10 @@ class RegionFeatures(nn.Module):
             nn.MaxPool2d(2),
             nn.Conv2d(cfg.d_model, cfg.d_model, 3, padding=1), nn.ReLU(),
         )
-        self.position = nn.Parameter(torch.zeros(cfg.positions, cfg.d_model))
+        if cfg.learned_positions:
+            self.position = nn.Parameter(torch.zeros(cfg.positions, cfg.d_model))      # p_t (T, d)
+        else:
+            self.register_buffer("position", torch.zeros(cfg.positions, cfg.d_model))  # p_t = 0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4:
@@ -99,3 +106,30 @@ def region_grid(alpha: torch.Tensor) -> torch.Tensor:
     if side * side != alpha.shape[-1]:
         raise ValueError(f"alpha has {alpha.shape[-1]} regions, not a square number")
     return alpha.reshape(*alpha.shape[:-1], side, side)   # (..., T) -> (..., h, w)
+
+
+def constant_image_features(features: RegionFeatures, value: float = 0.5) -> torch.Tensor:
+    """Region features (T, d) of one image whose pixels all equal ``value``.
+
+    Such an image looks the same from every region, so with p_t = 0 any difference between the
+    T features comes from the border: the convolutions' zero padding is where position leaks in.
+    """
+    cfg_channels = features.convs[0].in_channels
+    side = 2 * round(features.position.shape[0] ** 0.5)            # 2×2 pooling: T = (side / 2)²
+    image = torch.full((1, cfg_channels, side, side), value,
+                       device=features.position.device)             # (1, C, side, side)
+    with torch.no_grad():
+        return features(image)[0]                                  # (1, T, d) -> (T, d)
+
+
+def with_circular_padding(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose convolutions wrap around the image instead of padding with 0.
+
+    On a constant image a circular convolution sees the same pixels everywhere, so it is the
+    control for ``constant_image_features``: no border, no position.
+    """
+    twin = copy.deepcopy(model)
+    for module in twin.modules():
+        if isinstance(module, nn.Conv2d):
+            module.padding_mode = "circular"
+    return twin

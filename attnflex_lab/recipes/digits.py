@@ -54,12 +54,12 @@ def train_config(profile: str, seed: int) -> TrainConfig:
     )
 
 
-def _build(model_cls):
+def _build(model_cls, model_cfg: ClassifierConfig | None = None):
     def build(profile: str, seed: int) -> RecipeRun:
         data = make_digits(seed, limit=by_profile(smoke=400, cpu=None, gpu=None,
                                                   profile_name=profile))
         torch.manual_seed(seed)                        # the initial weights depend on the seed only
-        model = model_cls(ClassifierConfig())
+        model = model_cls(model_cfg or ClassifierConfig())
 
         def final_metrics(trained) -> dict:
             trained.eval()
@@ -76,6 +76,9 @@ register(Recipe("digits", "attention-pooling CNN on 8x8 handwritten digits",
                 _build(AttentionPoolingClassifier)))
 register(Recipe("digits_mean", "the same CNN with mean pooling (the baseline)",
                 _build(MeanPoolingClassifier)))
+
+# Lesson 03's p_t ablation: the "digits" run with p_t = 0 (not a recipe: nothing serves it).
+build_without_positions = _build(AttentionPoolingClassifier, ClassifierConfig(learned_positions=False))
 
 
 # --- cluttered canvases: where attention pooling should win (lesson 03, section 8) ---------------
@@ -101,7 +104,7 @@ def canvas_train_config(profile: str, seed: int) -> TrainConfig:
         lr=3e-3,
         weight_decay=1e-4,
         warmup_steps=by_profile(smoke=5, cpu=40, gpu=200, profile_name=profile),
-        eval_every=by_profile(smoke=20, cpu=500, gpu=500, profile_name=profile),
+        eval_every=by_profile(smoke=10, cpu=100, gpu=250, profile_name=profile),  # learning curves
         seed=seed,
     )
 

@@ -83,6 +83,21 @@ def test_rng_state_asks_only_the_training_gpu(monkeypatch):
     assert restored == [torch.device("cuda", 2)]          # back onto the rank's own GPU, not GPU 0
 
 
+def test_a_save_asks_for_the_generator_of_the_device_training_runs_on(monkeypatch, tmp_path):
+    """Planted bug: save_training_checkpoint calling ``rng_state()`` without the device, so a single
+    process training on cuda:3 (never made current) saved GPU 0's generator."""
+    seen = []
+    monkeypatch.setattr(ckpt_module, "rng_state", lambda device=None: seen.append(device) or {"torch": torch.get_rng_state()})
+    model = torch.nn.Linear(2, 2)
+    state = TrainState(step=1, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                       history=train_module.History(), cfg=None)
+    state.extra["early_stop"] = {}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(state.optimizer, lambda step: 1.0)
+    ckpt_module.save_training_checkpoint(tmp_path, state, scheduler, None, (), config={"seed": 0},
+                                         device=torch.device("cuda", 3))
+    assert seen == [torch.device("cuda", 3)]
+
+
 # --- rope in bf16 / fp16: fp32 trig, no float64 step -----------------------------------------------
 
 # (rope's accuracy in bf16 and fp16 against its fp64 answer: tests/test_precision.py)

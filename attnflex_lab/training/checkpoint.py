@@ -332,17 +332,20 @@ def weights_sha256(model: nn.Module | dict) -> str:
 
 
 def save_training_checkpoint(directory, state, scheduler, scaler, callbacks, *, config: dict,
-                             keep: int = 0, rank_rngs: list | None = None) -> Path:
+                             keep: int = 0, rank_rngs: list | None = None,
+                             device: str | torch.device | None = None) -> Path:
     """Everything ``fit(resume=...)`` needs, as ``directory/step_XXXXXXXX.pt``.
 
     Only the newest ``keep`` checkpoints stay on disk (0 keeps all). ``rank_rngs``: under DDP,
-    every rank's ``rng_state()`` in rank order, so each rank resumes its own dropout stream."""
+    every rank's ``rng_state()`` in rank order, so each rank resumes its own dropout stream.
+    ``device``: the device training runs on, whose CUDA generator is saved (a run on cuda:1 that never
+    made it current would otherwise save GPU 0's)."""
     ckpt = {
         "format": FORMAT, "version": VERSION, "step": state.step,
         "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
         "history": state.history.to_dict(), "early_stop": dict(state.extra["early_stop"]),
-        "rng": rng_state(), "config": config, "rng_ranks": rank_rngs or [],
+        "rng": rng_state(device), "config": config, "rng_ranks": rank_rngs or [],
         # the batch stream is a pure function of (seed, step): this is all of the sampler's state
         "data": {"seed": config.get("seed"), "samples_seen": state.step * config.get("batch_size", 0)},
         "callbacks": {str(i): cb.state_dict() for i, cb in enumerate(callbacks)

@@ -155,7 +155,7 @@ class TrainingRun:
         if state.rank == 0:
             save_training_checkpoint(cfg.checkpoint_dir, state, self.scheduler, self.scaler,
                                      self.callbacks, config=asdict(cfg), keep=cfg.checkpoint_keep,
-                                     rank_rngs=rank_rngs)
+                                     rank_rngs=rank_rngs, device=self.device)
         if state.world_size > 1:
             dist.barrier()
 

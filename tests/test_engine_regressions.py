@@ -87,7 +87,8 @@ def test_a_save_asks_for_the_generator_of_the_device_training_runs_on(monkeypatc
     """Planted bug: save_training_checkpoint calling ``rng_state()`` without the device, so a single
     process training on cuda:3 (never made current) saved GPU 0's generator."""
     seen = []
-    monkeypatch.setattr(ckpt_module, "rng_state", lambda device=None: seen.append(device) or {"torch": torch.get_rng_state()})
+    monkeypatch.setattr(ckpt_module, "rng_state",
+                        lambda device=None: seen.append(device) or {"torch": torch.get_rng_state()})
     model = torch.nn.Linear(2, 2)
     state = TrainState(step=1, model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                        history=train_module.History(), cfg=None)

@@ -137,8 +137,9 @@ def drawing_widgets(executed: Path) -> int:
     views = [o["data"][WIDGET_VIEW]["model_id"] for cell in nb.cells if cell.cell_type == "code"
              for o in cell.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
     names = [[states.get(i, {}).get("model_name", "") for i in tree(view)] for view in views]
-    return sum("OutputModel" in kinds and any(k.endswith(("SliderModel", "DropdownModel", "CheckboxModel",
-                                                          "TextModel")) for k in kinds) for kinds in names)
+    controls = ("SliderModel", "DropdownModel", "RadioButtonsModel", "ToggleButtonsModel", "SelectModel",
+                "CheckboxModel", "TextModel")  # every kind of control the site can offer (viz/site_states.py)
+    return sum("OutputModel" in kinds and any(k.endswith(controls) for k in kinds) for kinds in names)
 
 
 def _shown(area) -> list[str]:

@@ -176,7 +176,9 @@ def move_every_live_widget(page, states_folder: Path, stem: str) -> None:
     # every widget that draws is interactive here, or its precomputation said why not
     told_why = [r["note"] for r in recorded.values() if r["note"]]
     drawing = drawing_widgets(states_folder.with_suffix(".ipynb"))
-    assert boxes.count() + len(told_why) == drawing, (
+    # >=: a widget whose controls and drawing were displayed apart (lesson 08's) is interactive on the
+    # page but invisible to drawing_widgets, which counts displayed trees holding both
+    assert boxes.count() + len(told_why) >= drawing, (
         f"{stem}: {drawing} widget(s) draw, {boxes.count()} interactive, {len(told_why)} said why not: {told_why}")
     for b in range(boxes.count()):
         box = boxes.nth(b)

@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 
 from attnflex_lab.recipes.digits import predict
 from attnflex_lab.tasks.canvas import digit_regions
-from tests.learning import SEEDS, trained
+from tests.learning import SEED0_HERE_REST_LONG, SEEDS, trained
 
 pytestmark = [pytest.mark.learning, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -28,7 +28,7 @@ def canvas_scores(name: str, seed: int, profile_name: str = "cpu") -> tuple[floa
     return metrics["test_accuracy"], (alpha * on_digit).sum(-1).mean().item()
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", SEED0_HERE_REST_LONG)  # 1, 2: make test-long
 def test_canvas_attention_learns_and_finds_the_digit(seed):
     """One training run per test: attention pooling learns, and its weight sits on the digit."""
     acc, mass = canvas_scores("digits_canvas", seed)
@@ -36,7 +36,7 @@ def test_canvas_attention_learns_and_finds_the_digit(seed):
     assert acc >= CANVAS_ACCURACY and mass >= CANVAS_MASS, (acc, mass)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", SEED0_HERE_REST_LONG)  # 1, 2: make test-long
 def test_canvas_attention_is_ahead_after_500_steps(seed):
     """Lesson 03, section 8 in cpu: an early stop, so this is who learns faster (at 3,000 steps mean
     pooling catches up: tests/long/test_long_lesson03.py)."""
@@ -45,6 +45,7 @@ def test_canvas_attention_is_ahead_after_500_steps(seed):
     assert attention - mean_pool >= CANVAS_GAP, (attention, mean_pool)
 
 
+@pytest.mark.long  # all three seeds: make test-long
 def test_canvas_over_three_seeds():
     """Lesson 03, section 8 (cpu, 500 steps): mean ± sd over seeds 0, 1, 2 (reusing the runs above)."""
     att = torch.tensor([canvas_scores("digits_canvas", s)[0] for s in SEEDS])

@@ -15,7 +15,7 @@ import torch
 
 from attnflex_lab.recipes.dates import alignment_offsets, dates_eval, new_model, translate
 from attnflex_lab.tasks import dates as D
-from tests.learning import SEEDS, trained
+from tests.learning import SEED0_HERE_REST_LONG, SEEDS, trained
 
 pytestmark = [pytest.mark.learning, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -55,7 +55,7 @@ def _long(name: str, seed: int) -> torch.Tensor:
     return torch.tensor(trained(name, seed)[0]["by_length"]["exact_match"])
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", SEED0_HERE_REST_LONG)  # 1, 2: make test-long
 def test_dates_with_attention_reads_long_inputs(seed):
     """One training run per test: with attention, most dates are right in every length bin."""
     attention = _long("dates_long", seed)
@@ -63,7 +63,7 @@ def test_dates_with_attention_reads_long_inputs(seed):
     assert (attention >= 0.6).all(), attention
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", SEED0_HERE_REST_LONG)  # 1, 2: make test-long
 def test_dates_last_state_only_loses_to_attention(seed):
     """Same network, same budget, attention off: it loses by LONG_GAP or more in every bin."""
     attention, last_state = _long("dates_long", seed), _long("dates_long_noattn", seed)
@@ -71,6 +71,7 @@ def test_dates_last_state_only_loses_to_attention(seed):
     assert (attention - last_state >= LONG_GAP).all(), (attention, last_state)
 
 
+@pytest.mark.long  # all three seeds: make test-long
 def test_dates_bottleneck_over_three_seeds():
     """Lesson 04, step 7: the mean ± sd it prints, over seeds 0, 1, 2 (reusing the runs above)."""
     gaps = torch.stack([_long("dates_long", s) - _long("dates_long_noattn", s) for s in SEEDS])

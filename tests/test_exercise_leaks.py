@@ -10,20 +10,24 @@ import pytest
 import torch
 
 from attnflex_lab import exercises, functional, modules, ops, positional
+from attnflex_lab.analysis import explain
 from attnflex_lab.exercises import ExerciseError, check, guard
 from attnflex_lab.perf import flops as perf
+from attnflex_lab.tasks import timeseries
 
 
 # Lessons whose every exercise must carry a guard and appear below. TODO(issue 22): lessons 03, 04,
-# 07–12 adopt the guard as their owners edit them (add guards=/no_autograd= and a LEAKS entry).
+# 07–10 adopt the guard as their owners edit them (add guards=/no_autograd= and a LEAKS entry).
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
     """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
 
 
-GUARDED_LESSONS = ("00", "01", "02", "05", "06")
+GUARDED_LESSONS = ("00", "01", "02", "05", "06", "11", "12")
 NO_PACKAGE_TWIN = {"05.split_heads": "the package splits heads inline in MultiHeadAttention.forward",
-                   "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off"}
+                   "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off",
+                   "12.head_contribution": "the package never forms one head's projection term: ablate_heads "
+                                           "zeroes the head's slice before the projection"}
 
 
 def _grad(fn, wrt, upstream):
@@ -67,7 +71,20 @@ LEAKS = {
         [x, gamma, torch.zeros_like(gamma)], g),
     "06.flops_per_token": lambda *args: perf.flops_per_token(*args),
     "06.mfu": lambda tps, fpt, peak: perf.mfu(tps, fpt, peak * 1e12),
+    "11.target_attention": lambda h, c, m: _target_attention_by_package(h, c, m),
+    "11.mase": lambda f, a, train, m: torch.tensor(timeseries.mase(f.numpy(), a.numpy(), train.numpy(), m),
+                                                 dtype=f.dtype),
+    "12.integrated_gradients": lambda f, x, base, steps: explain.integrated_gradients(
+        lambda z: f(z)[:, None], x, torch.zeros(len(x), dtype=torch.long), baseline=base, steps=steps),
+    "12.ig_quadratic": lambda A, b, x, base: explain.integrated_gradients(   # exact: ∇f is linear on the path
+        lambda z: (((z @ A) * z).sum(-1) + z @ b)[:, None], x, torch.zeros(len(x), dtype=torch.long),
+        baseline=base, steps=1),
 }
+
+
+def _target_attention_by_package(history, candidate, mask):
+    pooled, weights = functional.attention(candidate[:, None], history, history, mask=mask[:, None])
+    return pooled[:, 0], weights[:, 0]                      # (B, 1, d) -> (B, d), (B, 1, L) -> (B, L)
 
 
 def _mha_by_module(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask):

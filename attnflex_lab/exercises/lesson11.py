@@ -2,6 +2,8 @@
 
 Inputs are float64; histories have padding (False in the mask) at different places per row, and
 one row is padded down to a single item, so a forgotten mask or a softmax over the wrong axis shows.
+The package answers both already (``functional.attention`` with the candidate as the one query;
+``tasks.timeseries.mase``, which the lesson imports to load its data): the checks switch those off.
 """
 
 import torch
@@ -42,6 +44,12 @@ register(Exercise(
     hint="the scores are one number per history item, (B, L); fill the padded ones with -inf before "
          "the softmax (not after: the others would not sum to 1), take the softmax over L (dim=-1), "
          "and divide by √d, d being the item width.",
+    hints=("one score per history item: a batched dot product of each h_j with c gives (B, L).",
+           "padding must get zero weight and the real items must still sum to 1: mask the scores, "
+           "not the weights.",
+           "scores = (history @ candidate[..., None]).squeeze(-1) / √d; masked_fill(~mask, -inf); "
+           "softmax over dim=-1; u = (α[..., None] * history).sum(1)."),
+    guards=("attnflex_lab.functional:attention", "attnflex_lab.functional:masked_softmax"),
     atol=1e-10, rtol=1e-8,
 ))
 
@@ -72,4 +80,10 @@ register(Exercise(
     make_inputs=_series_inputs,
     hint="the scale is computed on the *training* series, one season back (train[m:] − train[:-m], "
          "not one step back), and it is a mean of absolute values, not a squared error.",
+    hints=("two mean absolute errors, one divided by the other: the forecast's on the test months, and "
+           "a naive forecast's on the training series.",
+           "the naive forecast of y_t is y_{t−m}, m = season: compare train[m:] with train[:-m], "
+           "not one step back.",
+           "(forecast − actual).abs().mean() / (train[m:] − train[:-m]).abs().mean()"),
+    guards=("attnflex_lab.tasks.timeseries:mase", "attnflex_lab.tasks.timeseries:mae"),
 ))

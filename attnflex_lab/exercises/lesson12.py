@@ -1,8 +1,11 @@
-"""Lesson 12 exercises: integrated gradients by the midpoint rule, and a head's share of the output.
+"""Lesson 12 exercises: integrated gradients by the midpoint rule, IG in closed form for a quadratic
+score (a derivation), and a head's share of the output.
 
 The function to explain is a small random tanh network in float64, so the learner's autograd answer
 can be compared with the analytic gradient to 1e-10, and a left (not midpoint) Riemann sum or a
-missing (x − x̄) factor shows up as a wrong number.
+missing (x − x̄) factor shows up as a wrong number. The package's ``explain.integrated_gradients``
+(which the lesson uses above the exercises) is switched off in both IG checks; the closed form is
+checked with autograd off too, so it has to be derived, not integrated numerically.
 """
 
 import torch
@@ -53,6 +56,54 @@ register(Exercise(
     make_inputs=_ig_inputs,
     hint="evaluate the gradient at α = (s + ½)/steps for s = 0..steps−1 (midpoints, not s/steps), "
          "average those gradients, then multiply by (x − baseline), not by x.",
+    hints=("the path is z(α) = baseline + α (x − baseline); you need ∂f/∂z at `steps` points on it.",
+           "take the midpoints α = (s + ½)/steps, s = 0..steps−1 (not s/steps); autograd.grad of "
+           "f(z).sum() gives every example's gradient at once, since examples do not mix.",
+           "average the gradients over the points, then multiply by (x − baseline), not by x."),
+    guards=("attnflex_lab.analysis.explain:integrated_gradients",),
+    atol=1e-10, rtol=1e-8,
+))
+
+# --- 12.ig_quadratic: derive IG in closed form ------------------------------------------------------
+
+
+def quadratic_score(A: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """f(x) = xᵀ A x + bᵀ x per example: x (B, D), A (D, D) not symmetric, b (D,) -> (B,)."""
+    return ((x @ A) * x).sum(-1) + x @ b                          # (B, D) @ (D, D) -> (B, D) -> (B,)
+
+
+def ig_quadratic(A: torch.Tensor, b: torch.Tensor, x: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    """IG of f(x) = xᵀAx + bᵀx in closed form: ∇f(z) = (A + Aᵀ) z + b is linear in z, so its mean
+    over the straight path is its value at the path's midpoint (x + x̄)/2:
+    IG = (x − x̄) ⊙ ((A + Aᵀ)(x + x̄)/2 + b). Shape (B, D)."""
+    midpoint = (x + baseline) / 2                                 # (B, D)
+    mean_grad = midpoint @ (A + A.T).T + b                        # (B, D) @ (D, D) -> (B, D)
+    return (x - baseline) * mean_grad
+
+
+def _quadratic_inputs(gen: torch.Generator):
+    B, D = 3, 5
+    A = torch.randn(D, D, generator=gen, dtype=_F64)              # not symmetric: (A + Aᵀ) matters
+    b = torch.randn(D, generator=gen, dtype=_F64)
+    x = torch.randn(B, D, generator=gen, dtype=_F64)
+    return A, b, x, 0.5 * torch.randn(B, D, generator=gen, dtype=_F64)
+
+
+register(Exercise(
+    id="12.ig_quadratic",
+    prompt="Derive integrated gradients in closed form for f(x) = xᵀAx + bᵀx (A (D, D), not symmetric; "
+           "b (D,)) and write ig_quadratic(A, b, x, baseline) -> (B, D), with no autograd and no loop "
+           "over steps: the exact integral.",
+    solution=ig_quadratic,
+    make_inputs=_quadratic_inputs,
+    hint="∇(xᵀAx) = (A + Aᵀ)x, not 2Ax (A is not symmetric); the gradient is linear along the path, "
+         "so its average over α ∈ [0, 1] is its value at α = ½, i.e. at (x + x̄)/2; then multiply by (x − x̄).",
+    hints=("write the gradient ∇f(z) first; A is not symmetric, so ∂(zᵀAz)/∂z is not 2Az.",
+           "∇f(z) = (A + Aᵀ) z + b is linear in z, and z(α) = x̄ + α(x − x̄) is linear in α: what is "
+           "the mean of a linear function of α over [0, 1]?",
+           "IG = (x − x̄) ⊙ ((A + Aᵀ)(x + x̄)/2 + b); check completeness: its entries sum to f(x) − f(x̄)."),
+    guards=("attnflex_lab.analysis.explain:integrated_gradients",),
+    no_autograd=True,
     atol=1e-10, rtol=1e-8,
 ))
 

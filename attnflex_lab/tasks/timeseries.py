@@ -88,11 +88,19 @@ def seasonal_naive(values: np.ndarray, index: np.ndarray, season: int) -> np.nda
     return np.asarray(values)[np.asarray(index) - season]
 
 
-def fit_linear_ar(x: torch.Tensor, target: torch.Tensor) -> np.ndarray:
-    """Least-squares weights (window + 1,) of d̂ = w · x + b on the training windows."""
+def fit_linear_ar(x: torch.Tensor, target: torch.Tensor, ridge: float = 0.0) -> np.ndarray:
+    """Weights (window + 1,) of d̂ = w · x + b on the training windows: least squares, plus
+    ``ridge`` · ‖w‖² when ``ridge`` > 0 (the intercept is not penalised)."""
+    if not ridge >= 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge!r}")
     design = np.concatenate([x.double().numpy(), np.ones((len(x), 1))], axis=1)   # (N, window+1)
-    weights, *_ = np.linalg.lstsq(design, target.double().numpy(), rcond=None)
-    return weights
+    y = target.double().numpy()
+    if ridge == 0:
+        weights, *_ = np.linalg.lstsq(design, y, rcond=None)
+        return weights
+    penalty = ridge * np.eye(design.shape[1])
+    penalty[-1, -1] = 0.0                                           # the intercept goes free
+    return np.linalg.solve(design.T @ design + penalty, design.T @ y)   # (window+1, window+1) @ w = Xᵀy
 
 
 def predict_linear_ar(weights: np.ndarray, x: torch.Tensor) -> np.ndarray:

@@ -10,7 +10,8 @@
 DIN's paper leaves the weights unnormalised (so the pooled vector also says how *much* history was
 relevant); here they go through a softmax, so they read as "which history item", and the
 poolings differ only in α. Sum pooling is the control that keeps DIN's unnormalised scale but has no
-weights that depend on the candidate: it removes only the mechanism target attention is credited with. ``forward`` returns ``(logit (B,), alpha (B, L))``.
+weights that depend on the candidate: it removes only the mechanism target attention is credited
+with. ``forward`` returns ``(logit (B,), alpha (B, L))``.
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ from ..profiles import by_profile
 from ..tasks import errors, recsys, timeseries
 from ..training import TrainConfig, fit
 
-
 AR_RIDGES = (0.0, 0.1, 1.0, 10.0)           # the linear AR's penalties; the validation months choose
 LOGISTIC_CS = (0.1, 0.3, 1.0, 3.0, 10.0)    # bag-of-words inverse penalties; the validation texts choose
 

@@ -152,6 +152,17 @@ def test_figures_draw_their_data_and_check_labels():
         plot_word_attention(["a"], [float("nan")])
 
 
+def test_words_the_model_saw_as_unk_are_marked():
+    ax = plot_word_attention(["frobnicate", "value"], torch.tensor([0.7, 0.3]), unknown=[True, False])
+    unk, known = ax.texts
+    assert unk.get_text() == "frobnicate?" and unk.get_fontstyle() == "italic"
+    assert unk.get_bbox_patch().get_linestyle() == "--" and known.get_text() == "value"
+    assert known.get_fontstyle() == "normal" and "<unk>" in ax.get_title(loc="left")
+    assert "<unk>" not in plot_word_attention(["a"], [1.0]).get_title(loc="left")        # nothing unknown: no note
+    with pytest.raises(ValueError, match="unknown has 1 entries for 2 words"):
+        plot_word_attention(["a", "b"], [0.5, 0.5], unknown=[True])
+
+
 def test_example_picker_redraws_the_chosen_example():
     drawn = []
 

@@ -2,7 +2,8 @@
 
 - ``plot_lag_attention``: weight per lag of a forecaster's window, seasonal lags marked.
 - ``plot_history_attention``: weight per history item of a click model, the known relevant item marked.
-- ``plot_word_attention``: the words of a text on coloured boxes, darker = more attention.
+- ``plot_word_attention``: the words of a text on coloured boxes, darker = more attention; words
+  the model saw as <unk> marked.
 - ``example_picker(draw, n)``: an IntSlider and ``interactive_output`` that calls ``draw(i)``
   (which draws into a new figure) and shows it; core ipywidgets only (7 and 8).
 
@@ -56,21 +57,30 @@ def plot_history_attention(weights, items: Sequence, *, relevant: int = -1, ax=N
     return ax
 
 
-def plot_word_attention(words: Sequence[str], weights, *, ax=None, title: str = "", per_line: int = 8):
-    """Each word on a box whose darkness is its weight (scaled by the largest in the text)."""
+def plot_word_attention(words: Sequence[str], weights, *, ax=None, title: str = "", per_line: int = 8,
+                        unknown: Sequence[bool] | None = None):
+    """Each word on a box whose darkness is its weight (scaled by the largest in the text).
+
+    ``unknown`` marks the words the model saw as <unk> (out of its vocabulary): drawn in italics
+    with a dashed outline and a "?" after them, since their weight belongs to <unk>, not to them."""
     w = _weights_1d(weights)
     if len(words) != len(w):
         raise ValueError(f"weights have {len(w)} entries, but {len(words)} words were given")
+    unknown = [False] * len(w) if unknown is None else [bool(u) for u in unknown]
+    if len(unknown) != len(w):
+        raise ValueError(f"unknown has {len(unknown)} entries for {len(w)} words")
     ax = ax or plt.subplots(figsize=(9, 0.6 + 0.45 * (1 + len(w) // per_line)))[1]
     strength = w / w.max() if len(w) and w.max() > 0 else w
     cmap = plt.get_cmap("Oranges")
-    for i, (word, s) in enumerate(zip(words, strength, strict=True)):
+    for i, (word, s, unk) in enumerate(zip(words, strength, unknown, strict=True)):
         row, col = divmod(i, per_line)
-        ax.text(col / per_line, 1 - (row + 0.5) / (1 + (len(w) - 1) // per_line), word, fontsize=10,
-                ha="left", va="center", transform=ax.transAxes,
-                bbox={"facecolor": cmap(0.1 + 0.8 * s), "edgecolor": "none", "pad": 2})
+        box = {"facecolor": cmap(0.1 + 0.8 * s), "pad": 2,
+               **({"edgecolor": "black", "linestyle": "--"} if unk else {"edgecolor": "none"})}
+        ax.text(col / per_line, 1 - (row + 0.5) / (1 + (len(w) - 1) // per_line), f"{word}?" if unk else word,
+                fontsize=10, ha="left", va="center", transform=ax.transAxes, bbox=box,
+                fontstyle="italic" if unk else "normal")
     ax.set_axis_off()
-    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_title(title + ("  (dashed, '?': seen as <unk>)" if any(unknown) else ""), fontsize=10, loc="left")
     return ax
 
 

@@ -263,6 +263,17 @@ def _ig_by_analytic_gradient(f, x, baseline, steps):
     return (x - baseline) * total / steps
 
 
+def _ig_quadratic_by_trapezoid(A, b, x, baseline):
+    """Autograd's gradient at both ends of the path, averaged: the trapezoid rule is exact when the
+    gradient is linear along the path, as it is for a quadratic."""
+    ends = []
+    for point in (baseline, x):
+        point = point.clone().requires_grad_()
+        (grad,) = torch.autograd.grad((((point @ A) * point).sum(-1) + point @ b).sum(), point)
+        ends.append(grad)
+    return (x - baseline) * (ends[0] + ends[1]) / 2
+
+
 def _head_term_by_zeroing_the_others(z, w_o, head):
     """The projection of the concatenated heads with every other head set to zero."""
     only = torch.zeros_like(z)
@@ -324,6 +335,7 @@ REFERENCES = {
     "11.target_attention": _target_attention_by_loop,
     "11.mase": _mase_by_loop,
     "12.integrated_gradients": _ig_by_analytic_gradient,
+    "12.ig_quadratic": _ig_quadratic_by_trapezoid,
     "12.head_contribution": _head_term_by_zeroing_the_others,
     "09.expected_calibration_error": _ece_by_sorting,
 }
@@ -361,6 +373,7 @@ WRONG = {
             ((1 - torch.tanh((b + s / n * (x - b)) @ f.w1) ** 2) * f.w2) @ f.w1.T for s in range(n)) / n),
     "12.head_contribution": lambda z, w, h: (                             # rows of W_O, not columns
         z[..., h, :] @ w[h * z.shape[-1]:(h + 1) * z.shape[-1], :]),
+    "12.ig_quadratic": lambda A, b, x, base: (x - base) * (((x + base) / 2) @ (2 * A).T + b),  # 2Ax: A not symmetric
     "09.expected_calibration_error": _ece_unweighted,                                # bins not weighted
 }
 

@@ -58,3 +58,23 @@ def test_bad_inputs_are_named():
         explanation_view(IMAGES, MAPS, 0, "saliency")
     with pytest.raises(ValueError, match=r"deletion\['attention'\]"):
         explanation_view(IMAGES, MAPS, 0, "attention", deletion={"attention": torch.rand(2)})
+
+
+def test_the_site_can_precompute_every_state_of_the_lessons_picker(monkeypatch):
+    """Lesson 12 shows 12 images × 4 methods: all 48 states fit the site's bound of 50, none dropped."""
+    from attnflex_lab.viz import explanations, site_states
+
+    captured = {}
+    original = explanations.widgets.interactive_output
+
+    def recording(f, controls):
+        captured.update(f=f, controls=controls)
+        return original(f, controls)
+
+    monkeypatch.setattr(explanations.widgets, "interactive_output", recording)
+    images = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    maps = {name: torch.randn(12, P) for name in ("attention", "rollout", "grad×input", "integrated gradients")}
+    explanation_picker(images, maps, signed=("grad×input", "integrated gradients"))
+    record = site_states.precompute(captured["f"], captured["controls"])
+    assert record["note"] is None and len(record["states"]) == 4 * 12
+    assert [c["description"] for c in record["controls"]] == ["method", "image"]

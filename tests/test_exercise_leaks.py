@@ -72,6 +72,8 @@ LEAKS = {
     "06.flops_per_token": lambda *args: perf.flops_per_token(*args),
     "06.mfu": lambda tps, fpt, peak: perf.mfu(tps, fpt, peak * 1e12),
     "11.target_attention": lambda h, c, m: _target_attention_by_package(h, c, m),
+    "11.candidate_gradient": lambda h, c, m, g: _grad(
+        lambda c: _target_attention_by_package(h, c, m)[0], [c], g)[0],
     "11.mase": lambda f, a, train, m: torch.tensor(timeseries.mase(f.numpy(), a.numpy(), train.numpy(), m),
                                                  dtype=f.dtype),
     "12.integrated_gradients": lambda f, x, base, steps: explain.integrated_gradients(

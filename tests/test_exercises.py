@@ -263,6 +263,16 @@ def _ig_by_analytic_gradient(f, x, baseline, steps):
     return (x - baseline) * total / steps
 
 
+def _candidate_gradient_by_autograd(history, candidate, mask, grad_u):
+    """Autograd through a forward written with einsum and exp / sum (padding's exp set to 0)."""
+    c = candidate.clone().requires_grad_()
+    scores = torch.einsum("bld,bd->bl", history, c) / math.sqrt(history.shape[-1])
+    exps = torch.where(mask, (scores - scores.max(-1, keepdim=True).values).exp(), 0.0)
+    pooled = torch.einsum("bl,bld->bd", exps / exps.sum(-1, keepdim=True), history)
+    (grad,) = torch.autograd.grad(pooled, c, grad_u)
+    return grad
+
+
 def _ig_quadratic_by_trapezoid(A, b, x, baseline):
     """Autograd's gradient at both ends of the path, averaged: the trapezoid rule is exact when the
     gradient is linear along the path, as it is for a quadratic."""
@@ -333,6 +343,7 @@ REFERENCES = {
     "10.lora_forward": _lora_by_merged_weight,
     "10.merge_lora": _merged_weight_by_probing,
     "11.target_attention": _target_attention_by_loop,
+    "11.candidate_gradient": lambda h, c, m, g: _candidate_gradient_by_autograd(h, c, m, g),
     "11.mase": _mase_by_loop,
     "12.integrated_gradients": _ig_by_analytic_gradient,
     "12.ig_quadratic": _ig_quadratic_by_trapezoid,
@@ -373,6 +384,9 @@ WRONG = {
             ((1 - torch.tanh((b + s / n * (x - b)) @ f.w1) ** 2) * f.w2) @ f.w1.T for s in range(n)) / n),
     "12.head_contribution": lambda z, w, h: (                             # rows of W_O, not columns
         z[..., h, :] @ w[h * z.shape[-1]:(h + 1) * z.shape[-1], :]),
+    "11.candidate_gradient": lambda h, c, m, g: (                          # the Σ_k α_k g·h_k term forgotten
+        (torch.softmax(((h @ c[..., None]).squeeze(-1) / h.shape[-1] ** 0.5).masked_fill(~m, float("-inf")), -1)
+         * (h @ g[..., None]).squeeze(-1))[..., None] * h).sum(1) / h.shape[-1] ** 0.5,
     "12.ig_quadratic": lambda A, b, x, base: (x - base) * (((x + base) / 2) @ (2 * A).T + b),  # 2Ax: A not symmetric
     "09.expected_calibration_error": _ece_unweighted,                                # bins not weighted
 }

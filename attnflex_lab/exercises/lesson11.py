@@ -1,4 +1,5 @@
-"""Lesson 11 exercises: target attention over a user's history (DIN-style), and MASE.
+"""Lesson 11 exercises: target attention over a user's history (DIN-style), its gradient with
+respect to the candidate (a derivation: autograd is off in its check), and MASE.
 
 Inputs are float64; histories have padding (False in the mask) at different places per row, and
 one row is padded down to a single item, so a forgotten mask or a softmax over the wrong axis shows.
@@ -50,6 +51,45 @@ register(Exercise(
            "scores = (history @ candidate[..., None]).squeeze(-1) / √d; masked_fill(~mask, -inf); "
            "softmax over dim=-1; u = (α[..., None] * history).sum(1)."),
     guards=("attnflex_lab.functional:attention", "attnflex_lab.functional:masked_softmax"),
+    atol=1e-10, rtol=1e-8,
+))
+
+# --- 11.candidate_gradient: derive it ------------------------------------------------------------
+
+
+def candidate_gradient(history: torch.Tensor, candidate: torch.Tensor, mask: torch.Tensor,
+                       grad_u: torch.Tensor) -> torch.Tensor:
+    """∂ℒ/∂c for u = Σ_j α_j h_j, α = softmax_j(h_j·c/√d) over the real items, given g = ∂ℒ/∂u:
+    ∂ℒ/∂α_j = g·h_j, the softmax backward ∂ℒ/∂s_j = α_j (g·h_j − Σ_k α_k g·h_k), and s_j = h_j·c/√d,
+    so ∂ℒ/∂c = Σ_j ∂ℒ/∂s_j h_j / √d. (The history enters u directly too; c only through α.)"""
+    d = history.shape[-1]
+    _, alpha = target_attention(history, candidate, mask)                     # (B, L)
+    g_dot_h = (history @ grad_u.unsqueeze(-1)).squeeze(-1)                    # (B, L, d) @ (B, d, 1) -> (B, L)
+    grad_s = alpha * (g_dot_h - (alpha * g_dot_h).sum(-1, keepdim=True))     # (B, L); padding: α = 0 -> 0
+    return (grad_s.unsqueeze(-1) * history).sum(1) / d**0.5                  # (B, L, 1)*(B, L, d) -> (B, d)
+
+
+def _gradient_inputs(gen: torch.Generator):
+    history, candidate, mask = _history_inputs(gen)
+    return history, candidate, mask, torch.randn(candidate.shape, generator=gen, dtype=_F64)  # random g
+
+
+register(Exercise(
+    id="11.candidate_gradient",
+    prompt="Derive and write candidate_gradient(history, candidate, mask, grad_u) -> (B, d): the gradient "
+           "of the loss with respect to the candidate c, given g = ∂ℒ/∂u for the target attention of 4.1 "
+           "(autograd is off in this check).",
+    solution=candidate_gradient,
+    make_inputs=_gradient_inputs,
+    hint="c reaches u only through the scores s_j = h_j·c/√d: ∂ℒ/∂α_j = g·h_j, then the softmax backward "
+         "∂ℒ/∂s_j = α_j (g·h_j − Σ_k α_k g·h_k) (lesson 02), then ∂ℒ/∂c = Σ_j ∂ℒ/∂s_j h_j / √d.",
+    hints=("which path leads from c to u? The pooled items h_j do not depend on c; the weights do.",
+           "chain rule in three steps: u -> α (∂ℒ/∂α_j = g·h_j), α -> s (the softmax backward of lesson 02, "
+           "over the real items only), s -> c (s_j = h_j·c/√d).",
+           "g_dot_h = (history @ g[..., None]).squeeze(-1); ds = α * (g_dot_h − (α * g_dot_h).sum(-1, keepdim=True)); "
+           "dc = (ds[..., None] * history).sum(1) / √d."),
+    guards=("attnflex_lab.functional:attention", "attnflex_lab.functional:masked_softmax"),
+    no_autograd=True,
     atol=1e-10, rtol=1e-8,
 ))
 

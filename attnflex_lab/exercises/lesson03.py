@@ -65,10 +65,10 @@ register(Exercise(
 
 def pooled_logit_score_grad(e: torch.Tensor, w_a: torch.Tensor, W: torch.Tensor,
                             k: torch.Tensor) -> torch.Tensor:
-    """∂y_k/∂s_t for s_t = e_t·w_a, α = softmax(s), c = Σ_t α_t e_t, y = W c + b.
+    """∂y_k/∂z_t for z_t = e_t·w_a, α = softmax(z), c = Σ_t α_t e_t, y = W c + b.
 
     y_k = Σ_t α_t (W_k·e_t) + b_k is an α-weighted mean of the regions' own logits ℓ_t = W_k·e_t, so
-    ∂y_k/∂s_t = α_t (ℓ_t − Σ_t' α_t' ℓ_t') = α_t (W_k·e_t − W_k·c): a region's score raises the logit
+    ∂y_k/∂z_t = α_t (ℓ_t − Σ_t' α_t' ℓ_t') = α_t (W_k·e_t − W_k·c): a region's score raises the logit
     of class k exactly when its own logit beats the pooled one. e (B, T, d), w_a (d,), W (C, d),
     k (B,) a class per image. Returns (B, T).
     """
@@ -90,14 +90,14 @@ def _pooled_inputs(gen: torch.Generator):
 register(Exercise(
     id="03.pooled_logit_grad",
     prompt="Derive and write pooled_logit_score_grad(e, w_a, W, k): the gradient of the logit y_k of class "
-           "k[b] with respect to every region score s_t = e_t·w_a, for α = softmax(s), c = Σ α_t e_t, "
+           "k[b] with respect to every region score z_t = e_t·w_a, for α = softmax(z), c = Σ α_t e_t, "
            "y = W c + b. Returns (B, T).",
     solution=pooled_logit_score_grad,
     make_inputs=_pooled_inputs,
     hint="y_k = Σ_t α_t ℓ_t + b_k with ℓ_t = W_k·e_t; the softmax Jacobian gives "
-         "∂y_k/∂s_t = α_t (ℓ_t − Σ_t' α_t' ℓ_t').",
+         "∂y_k/∂z_t = α_t (ℓ_t − Σ_t' α_t' ℓ_t').",
     hints=("hold e fixed: only α depends on the scores here. Write y_k = Σ_t α_t ℓ_t + b_k with ℓ_t = W_k·e_t.",
-           "lesson 02's softmax VJP: for y = Σ_t α_t ℓ_t, ∂y/∂s_t = α_t (ℓ_t − Σ_t' α_t' ℓ_t').",
+           "lesson 02's softmax VJP: for y = Σ_t α_t ℓ_t, ∂y/∂z_t = α_t (ℓ_t − Σ_t' α_t' ℓ_t').",
            "ℓ = (e @ W[k].unsqueeze(-1)).squeeze(-1) is (B, T); the answer is α ⊙ (ℓ − rowsum(α ⊙ ℓ))."),
     no_autograd=True,
     atol=1e-10, rtol=1e-8,

@@ -35,7 +35,8 @@ def draw_erasure(picture, heat, chances, label: int, *, before: int | None = Non
     """The erased image with its attention, and the class probabilities (the true class in orange)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(6.4, 2.8), layout="constrained",
                                       gridspec_kw={"width_ratios": [1, 1.3]})
-    plot_attention_on_image(picture, heat, ax=left, title=title)
+    plot_attention_on_image(picture, heat, ax=left)
+    fig.suptitle(title, fontsize=10)
     classes = np.arange(len(chances))
     right.bar(classes, chances, color=["tab:orange" if c == label else "tab:blue" for c in classes])
     right.set_xticks(classes)

@@ -9,23 +9,26 @@ import math
 import pytest
 import torch
 
-from attnflex_lab import exercises, functional, modules, ops, positional
+from attnflex_lab import exercises, functional, metrics, modules, ops, positional
 from attnflex_lab.analysis import explain
 from attnflex_lab.exercises import ExerciseError, check, guard
 from attnflex_lab.perf import flops as perf
 from attnflex_lab.tasks import timeseries
+from attnflex_lab.viz import images as viz_images
 
 
-# Lessons whose every exercise must carry a guard and appear below. TODO(issue 22): lessons 03, 04,
-# 07–10 adopt the guard as their owners edit them (add guards=/no_autograd= and a LEAKS entry).
+# Lessons whose every exercise must carry a guard and appear below. TODO(issue 22): lessons 07–10
+# adopt the guard as their owners edit them (add guards=/no_autograd= and a LEAKS entry).
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
     """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
 
 
-GUARDED_LESSONS = ("00", "01", "02", "05", "06", "11", "12")
+GUARDED_LESSONS = ("00", "01", "02", "03", "04", "05", "06", "11", "12")
 NO_PACKAGE_TWIN = {"05.split_heads": "the package splits heads inline in MultiHeadAttention.forward",
                    "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off",
+                   "03.feature_map_to_regions": "RegionFeatures.forward flattens inline and adds p_t; lesson 03 "
+                                                "shows only its output above the exercise",
                    "12.head_contribution": "the package never forms one head's projection term: ablate_heads "
                                            "zeroes the head's slice before the projection"}
 
@@ -61,6 +64,17 @@ LEAKS = {
     "02.attention_dk": lambda q, k, v, g, s: _grad(lambda k: ops.attention(q, k, v, scale=s)[0], [k], g)[0],
     "02.additive_backward": lambda q, k, wq, wk, va, g: _grad(
         lambda q, k, va: functional.additive_scores(q, k, wq, wk, va), [q, k, va], g),
+    "03.confusion_counts": lambda y, p, n: torch.from_numpy(viz_images.confusion_matrix(y, p, n)),
+    "03.pooled_logit_grad": lambda e, w_a, W, k: _grad(
+        lambda s: (torch.softmax(s, -1).unsqueeze(-1) * e).sum(1) @ W.T, [e @ w_a],
+        torch.nn.functional.one_hot(k, W.shape[0]).to(e.dtype))[0],
+    "04.additive_attention_weights": lambda u, h, wq, wk, va, mask: functional.masked_softmax(
+        functional.additive_scores(u.unsqueeze(1), h, wq, wk, va).squeeze(1), mask),
+    "04.alignment_accuracy": lambda w, t, tol: torch.tensor(metrics.alignment_accuracy(w, t, tolerance=tol)),
+    "04.alignment_position_grad": lambda u, h, wq, wk, va, mask: _grad(
+        lambda u: (functional.masked_softmax(functional.additive_scores(u.unsqueeze(1), h, wq, wk, va).squeeze(1),
+                                             mask) * torch.arange(h.shape[1], dtype=u.dtype)).sum(-1),
+        [u], torch.ones(len(u), dtype=u.dtype))[0],
     "05.causal_mask": lambda T: modules.causal_mask(T),
     "05.sinusoidal_encoding": lambda T, C: positional.SinusoidalPositionalEncoding(C, max_len=T).pe,
     "05.mha_forward": lambda x, wqkv, bqkv, wo, bo, n, mask: torch.no_grad()(_mha_by_module)(

@@ -170,6 +170,20 @@ def _alignment_by_loop(weights, true_positions, tolerance):
     return torch.tensor(sum(hits) / len(hits))
 
 
+def _pooled_logit_grad_by_autograd(e, w_a, w, k):
+    scores = (e @ w_a).requires_grad_()                                     # (B, T)
+    logits = (torch.softmax(scores, -1).unsqueeze(-1) * e).sum(1) @ w.T     # (B, C)
+    return torch.autograd.grad(logits.gather(1, k[:, None]).sum(), scores)[0]
+
+
+def _position_grad_by_autograd(u, h, w_q, w_k, v_a, mask):
+    u = u.clone().requires_grad_()
+    scores = torch.tanh((u @ w_q.T).unsqueeze(1) + h @ w_k.T) @ v_a        # (B, S)
+    alpha = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1)     # (B, S)
+    mean_position = (alpha * torch.arange(h.shape[1], dtype=u.dtype)).sum()
+    return torch.autograd.grad(mean_position, u)[0]
+
+
 def _online_update_in_log_space(m, l, x_block):
     """m_new = max(m, max x); log l_new = logaddexp(m + log l, logsumexp x) − m_new (no rescale step)."""
     m_new = torch.maximum(m, x_block.max(dim=-1).values)
@@ -328,6 +342,8 @@ REFERENCES = {
     "03.confusion_counts": _confusion_by_loop,
     "04.additive_attention_weights": _additive_by_loop,
     "04.alignment_accuracy": _alignment_by_loop,
+    "03.pooled_logit_grad": _pooled_logit_grad_by_autograd,
+    "04.alignment_position_grad": _position_grad_by_autograd,
     "05.split_heads": _split_heads_by_slicing,
     "05.causal_mask": lambda T: causal_mask(T),
     "05.sinusoidal_encoding": _sinusoid_by_formula,

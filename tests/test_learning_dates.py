@@ -13,7 +13,7 @@ the recipe's settings) and the bottleneck experiment of step 7.
 import pytest
 import torch
 
-from attnflex_lab.recipes.dates import alignment_offsets, dates_eval, new_model, translate
+from attnflex_lab.recipes.dates import alignment_offsets, century_weight_on_decade, dates_eval, new_model, translate
 from attnflex_lab.tasks import dates as D
 from tests.learning import SEED0_HERE_REST_LONG, SEEDS, trained
 
@@ -40,6 +40,17 @@ def test_dates_seq2seq_translates_and_aligns():
     torch.manual_seed(0)                                   # the recipe's initial weights for seed 0
     before = dates_eval(new_model().eval(), run.extras["data"].test)
     assert before["alignment_accuracy"] < 0.5 < metrics["alignment_accuracy"], (before, summary)
+
+
+def test_the_century_is_read_from_the_decade_digits():
+    """Lesson 04, step 6 (cpu, seed 0: 0.77 and 0.26): the century's first output character puts most
+    of its weight on the two-digit year's digits, which uniform weights would give 2/n (about 0.25)."""
+    _, run = trained("dates", 0)
+    test = run.extras["data"].test
+    _, alpha = translate(run.model.eval(), test.tensors[0])                    # (N, T, S)
+    on_decade = century_weight_on_decade(alpha, run.extras["data"].examples["test"])   # (n, 2)
+    print(f"century outputs' weight on the decade digits: {on_decade.mean(0).tolist()} over {len(on_decade)}")
+    assert on_decade[:, 0].mean() >= 0.5, on_decade.mean(0)
 
 
 def test_dates_model_translates_the_widget_date():

@@ -143,7 +143,7 @@ def test_the_checks_catch_a_planted_alias_and_spare_a_named_convention():
 # The table's single capital letters that name a *matrix* or a tensor, not a size: a lesson that binds
 # one of them to a count in code, or calls it a permutation, world size, ... in prose, gives it a
 # second sense (01 once had P = len(padded), 05 a permutation P, 06 W for the world size).
-OWNED = ("00", "01", "02", "05", "06")   # TODO(issue 22): lessons 03, 04, 07-12 join as their owners clean them
+OWNED = ("00", "01", "02", "03", "04", "05", "06")   # TODO(issue 22): lessons 07-12 join as their owners clean them
 COUNT_BINDING = re.compile(r"^\s*([A-Z])\s*=\s*(len\(|int\(|\d+\s*(#|$)|[a-z_.]*(world_size|size|count)\b)", re.M)
 OTHER_SENSE = re.compile(r"\$([A-Z])\$,? (?:is |for |as )?(?:the |a )?(permutation|world size|number of|count of|rank)")
 

@@ -168,3 +168,20 @@ def alignment_offsets(weights: torch.Tensor, true_positions: torch.Tensor) -> to
     """
     defined = true_positions >= 0                           # (N, T)
     return (weights.argmax(-1) - true_positions)[defined]   # (N, T) -> (n_defined,)
+
+
+def century_weight_on_decade(weights: torch.Tensor, examples) -> torch.Tensor:
+    """(n, 2): for each example with a two-digit year, the weight that the century's two output
+    characters put on the year's two source digits (lesson 04: the only place the century can come from).
+
+    weights (N, T, S) the attention on ``examples`` (N ``DateExample``s); a two-digit year is one whose
+    century is not copied (alignment -1) while its decade digits are.
+    """
+    rows = [(i, e.alignment[2], e.alignment[3]) for i, e in enumerate(examples)
+            if e.alignment[0] == -1 and e.alignment[2] >= 0 and e.alignment[3] >= 0]
+    if not rows:
+        raise ValueError("no example has a two-digit year (century not copied, decade digits copied)")
+    index, tens, ones = (torch.tensor(c) for c in zip(*rows, strict=True))        # (n,) each
+    century = weights[index, :2]                                                 # (n, 2, S)
+    return century.gather(2, tens[:, None, None].expand(-1, 2, 1)).squeeze(2) + \
+        century.gather(2, ones[:, None, None].expand(-1, 2, 1)).squeeze(2)       # (n, 2)

@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 from ..metrics import accuracy
 from ..models.classifier import AttentionPoolingClassifier, ClassifierConfig, MeanPoolingClassifier
 from ..profiles import by_profile
-from ..tasks.canvas import make_canvas_digits
+from ..tasks.canvas import digit_regions, erase_regions, erasure_choices, make_canvas_digits
 from ..tasks.digits import make_digits
 from ..training import TrainConfig
 from ..training.batches import iterate_batches
@@ -134,3 +134,17 @@ register(Recipe("digits_canvas", "attention pooling on digits among clutter on a
                 _build_canvas(AttentionPoolingClassifier)))
 register(Recipe("digits_canvas_mean", "mean pooling on the cluttered canvases (the baseline)",
                 _build_canvas(MeanPoolingClassifier)))
+
+
+def erasure_effects(model, data: TensorDataset) -> dict[str, dict[str, float]]:
+    """Lesson 03's erasures over a canvas test set: for each (``tasks.canvas.erasure_choices``), the
+    accuracy on the erased canvases and the attention's mean mass on the digit's regions."""
+    images, labels, corners = data.tensors                             # (N, 1, s, s), (N,), (N, 2)
+    on_digit = digit_regions(corners, images.shape[-1])                # (N, T)
+    _, alpha = predict(model, TensorDataset(images, labels))           # (N, T) on the intact canvases
+    effects = {}
+    for name, erase in erasure_choices(alpha, on_digit).items():
+        preds, erased_alpha = predict(model, TensorDataset(erase_regions(images, erase), labels))
+        effects[name] = {"accuracy": accuracy(preds, labels),
+                         "mass_on_digit": (erased_alpha * on_digit).sum(-1).mean().item()}
+    return effects

@@ -87,3 +87,33 @@ def make_canvas_digits(seed: int = 0, *, size: int = 24, distractors: int = 6,
              "train": slice(n_test + n_val, n)}
     sets = {k: TensorDataset(canvases[s], labels[s], corners[s]) for k, s in parts.items()}
     return CanvasData(sets["train"], sets["val"], sets["test"], size, seed)
+
+
+def erase_regions(images: torch.Tensor, erase: torch.Tensor, cell: int = 2) -> torch.Tensor:
+    """A copy of images (N, 1, H, W) with the regions marked in erase (N, T) blanked to 0.
+
+    Regions are cell×cell pixel squares in row-major order, the classifier's grid (T = (H/cell)·(W/cell)).
+    """
+    n, _, height, width = images.shape
+    rows, cols = height // cell, width // cell
+    if erase.shape != (n, rows * cols) or erase.dtype != torch.bool:
+        raise ValueError(f"erase must be a bool (N={n}, T={rows * cols}) mask of the {rows}×{cols} regions, "
+                         f"got {erase.dtype} {tuple(erase.shape)}")
+    pixels = erase.view(n, 1, rows, cols).repeat_interleave(cell, 2).repeat_interleave(cell, 3)  # (N, 1, H, W)
+    return images.masked_fill(pixels, 0.0)
+
+
+def erasure_choices(alpha: torch.Tensor, on_digit: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What lesson 03's widget can erase, each a bool (N, T) mask built from the attention before erasing.
+
+    alpha (N, T) the weights on the intact canvases, on_digit (N, T) the digit's regions.
+    """
+    top = alpha.argsort(-1, descending=True)                           # (N, T) regions, most attended first
+    first = torch.zeros_like(on_digit).scatter_(1, top[:, :1], True)   # (N, T)
+    three = torch.zeros_like(on_digit).scatter_(1, top[:, :3], True)
+    return {"nothing": torch.zeros_like(on_digit),
+            "the most-attended region": first,
+            "the 3 most-attended regions": three,
+            "the digit, except its most-attended region": on_digit & ~first,
+            "every region on the digit": on_digit.clone(),
+            "the clutter (every region off the digit)": ~on_digit}

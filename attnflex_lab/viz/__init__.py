@@ -7,6 +7,7 @@ weights for all. Each line below re-exports one viz module's public names.
 
 from .alignment import alignment_snapshots, plot_alignment  # noqa: F401
 from .curves import history_figure, plot_curves, plot_history  # noqa: F401
+from .erase import erase_explorer  # noqa: F401
 from .explore import explore_attention, explorer_weights  # noqa: F401
 from .heads import head_explorer, head_grid_figure, head_summary, plot_head_grid  # noqa: F401
 from .heatmap import plot_attention, plot_heads  # noqa: F401

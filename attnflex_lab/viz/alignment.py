@@ -56,13 +56,28 @@ def plot_alignment(weights, source: Sequence[str], target: Sequence[str], *,
     return ax
 
 
+def snapshot_readout(weights, true_positions, n_source: int) -> str:
+    """One line: the mean weight on the true source character over the rows that have one (against
+    the uniform 1/n), and how many of those rows have their argmax exactly there."""
+    alpha, truth = to_numpy(weights), to_numpy(true_positions, "true_positions").astype(int)
+    rows = np.flatnonzero(truth >= 0)                                  # rows with a copied character
+    if alpha.ndim != 2 or truth.shape != (alpha.shape[0],) or not len(rows):
+        raise ValueError(f"need one (T, S) map and true positions (T,) with at least one >= 0, got "
+                         f"{alpha.shape} and {truth.shape}")
+    on_truth = alpha[rows, truth[rows]]                                 # (rows,)
+    exact = int((alpha[rows].argmax(1) == truth[rows]).sum())
+    return (f"weight on the true character: {on_truth.mean():.3f} on average (uniform: 1/{n_source} = "
+            f"{1 / n_source:.3f}); argmax exactly there in {exact} of {len(rows)} rows")
+
+
 def alignment_snapshots(snapshots: Sequence, steps: Sequence[int], source: Sequence[str],
                         target: Sequence[str], *, true_positions=None):
     """A slider over attention maps recorded during training (e.g. ``RecordAttention``).
 
     ``snapshots`` holds one (T, S) map per recording and ``steps`` the training step of each; the
     slider (description "snapshot") picks one and ``plot_alignment`` draws it, with the true
-    alignment marked. Core ipywidgets only (7 and 8). Returns the widget (a VBox).
+    alignment marked and ``snapshot_readout`` printed above it (what a learner can predict: the
+    weight on the true character starts near 1/n). Core ipywidgets only (7 and 8). Returns the VBox.
     """
     import ipywidgets as widgets  # only the explorer needs it
 
@@ -73,6 +88,8 @@ def alignment_snapshots(snapshots: Sequence, steps: Sequence[int], source: Seque
                                continuous_update=False)
 
     def redraw(index: int) -> None:
+        if true_positions is not None:
+            print(snapshot_readout(snapshots[index], true_positions, len(source)))
         fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
         plot_alignment(snapshots[index], source, target, true_positions=true_positions, ax=ax,
                        title=f"step {steps[index]} (snapshot {index + 1} of {len(snapshots)})")

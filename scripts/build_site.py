@@ -58,7 +58,12 @@ MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js",
 CELL_TIMEOUT_S = {"smoke": 600, "cpu": 3600, "gpu": 3600}
 # States precomputed per widget. Smoke keeps the site test quick: every control still moves (each
 # gets a second value before any gets a third), on a coarser grid.
-MAX_STATES = {"smoke": 8, "cpu": 50, "gpu": 50}
+MAX_STATES = {"smoke": 6, "cpu": 50, "gpu": 50}
+# CPU seconds of precomputation per widget and per lesson page (site_states sizes each grid from its
+# first drawing's cost; a widget past the page's budget stays a note saying so). Smoke: every widget
+# still gets a second value for its first controls, at a bounded cost per page whatever lessons add.
+WIDGET_SECONDS = {"smoke": 3.0, "cpu": 60.0, "gpu": 60.0}
+PAGE_SECONDS = {"smoke": 8.0, "cpu": 300.0, "gpu": 300.0}
 STATES_MODULE = ROOT / "attnflex_lab" / "viz" / "site_states.py"
 
 
@@ -120,7 +125,9 @@ def execute_one(source: Path, target: Path, profile: str, threads: int,
                        "PYTHONSTARTUP": str(SITE_SRC / "kernel_startup.py"),
                        "ATTNFLEX_SITE_STATES": str(states_dir(target)),
                        "ATTNFLEX_SITE_STATES_MODULE": str(STATES_MODULE),
-                       "ATTNFLEX_SITE_MAX_STATES": str(max_states)})
+                       "ATTNFLEX_SITE_MAX_STATES": str(max_states),
+                       "ATTNFLEX_SITE_MAX_SECONDS": str(WIDGET_SECONDS[profile]),
+                       "ATTNFLEX_SITE_PAGE_SECONDS": str(PAGE_SECONDS[profile])})
     nb = nbformat.read(source, as_version=4)
     client = WakefulClient(nb, timeout=CELL_TIMEOUT_S[profile], kernel_name="python3",
                            resources={"metadata": {"path": str(source.parent)}}, store_widget_state=True,

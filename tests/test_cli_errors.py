@@ -13,6 +13,8 @@ from attnflex_lab import recipes
 from attnflex_lab.__main__ import main
 from attnflex_lab.training.checkpoint import latest_checkpoint, lock_directory
 
+from .single_thread import one_thread_per_module  # noqa: F401 (autouse: one torch thread)
+
 pytestmark = pytest.mark.timeout(60)
 TRAIN = ["train", "--task", "sort", "--profile", "smoke", "--no-progress"]
 

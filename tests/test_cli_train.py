@@ -14,6 +14,8 @@ from attnflex_lab import recipes
 from attnflex_lab.__main__ import main
 from attnflex_lab.training.checkpoint import list_checkpoints
 
+from .single_thread import one_thread_per_module  # noqa: F401 (autouse: one torch thread)
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ATTNFLEX_PROFILE": "smoke"}
 FAST = ["--task", "digits", "--profile", "smoke", "--threads", "1", "--no-progress"]
@@ -52,7 +54,7 @@ def _main(capsys, *args) -> tuple[int, str, str]:
 IN_PROCESS = ["--task", "digits", "--profile", "smoke", "--no-progress"]  # no --threads: it is process-wide
 
 
-def test_cli_prints_one_json_line_and_the_bar_on_stderr(capsys, one_torch_thread):
+def test_cli_prints_one_json_line_and_the_bar_on_stderr(capsys):
     status, out, err = _main(capsys, "--task", "dates", "--profile", "smoke", "--steps", "6")
     assert status == 0, err
     line = _json_line(out)
@@ -100,7 +102,7 @@ def _snapshot(directory):
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
-def test_cli_refuses_a_used_checkpoint_dir_unless_told_to_resume_or_overwrite(tmp_path, capsys, one_torch_thread):
+def test_cli_refuses_a_used_checkpoint_dir_unless_told_to_resume_or_overwrite(tmp_path, capsys):
     """Planted bug: a fresh run in a folder holding an older run's later steps had its own new
     checkpoints pruned, and --resume DIR then went on from the old run."""
     ckpt = tmp_path / "ckpt"

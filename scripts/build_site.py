@@ -56,9 +56,9 @@ MATHJAX_DIR = Path(os.environ.get("ATTNFLEX_MATHJAX", "/usr/share/javascript/mat
 MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "config/local", "jax/input/TeX",
                  "jax/output/CommonHTML", "jax/element", "extensions", "fonts/HTML-CSS/TeX/woff")
 CELL_TIMEOUT_S = {"smoke": 600, "cpu": 3600, "gpu": 3600}
-# States precomputed per widget. Smoke keeps the site test quick: every control still moves (each
-# gets a second value before any gets a third), on a coarser grid.
-MAX_STATES = {"smoke": 6, "cpu": 50, "gpu": 50}
+# States precomputed per widget. Smoke keeps the site test quick: a widget's first two controls
+# still move (each control gets a second value before any gets a third), a third one stays fixed.
+MAX_STATES = {"smoke": 4, "cpu": 50, "gpu": 50}
 # CPU seconds of precomputation per widget and per lesson page (site_states sizes each grid from its
 # first drawing's cost; a widget past the page's budget stays a note saying so). Smoke: every widget
 # still gets a second value for its first controls, at a bounded cost per page whatever lessons add.
@@ -76,6 +76,16 @@ def find_notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
 
 def source_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def lab_hash() -> str:
+    """One hash of everything an execution depends on besides the notebook: the lab package (code
+    and data) and the kernel-side site code. ``--cache`` reuses an executed copy only when it matches."""
+    digest = hashlib.sha256()
+    files = [p for p in sorted((ROOT / "attnflex_lab").rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    for path in [*files, SITE_SRC / "kernel_startup.py", Path(__file__)]:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 POLL_SLICE_S = 1.0
@@ -140,17 +150,19 @@ def execute_one(source: Path, target: Path, profile: str, threads: int,
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
         error = str(err)[-3000:]
     nb.metadata["attnflex_site"] = {"profile": profile, "source_sha256": source_hash(source), "max_states": max_states,
-                                    "seconds": round(time.monotonic() - start, 1)}
+                                    "lab_sha256": lab_hash(), "seconds": round(time.monotonic() - start, 1)}
     if not error:
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)
     return source.name, time.monotonic() - start, error
 
 
-def is_current(source: Path, target: Path, profile: str, max_states: int) -> bool:
+def is_current(source: Path, target: Path, profile: str, max_states: int, lab: str | None = None) -> bool:
+    """Whether ``target`` is an execution of this very notebook, profile and grid (and, when ``lab``
+    is given, of this very lab: ``lab_hash()``)."""
     meta = site_metadata(target)
     return (meta.get("profile") == profile and meta.get("source_sha256") == source_hash(source)
-            and meta.get("max_states") == max_states)
+            and meta.get("max_states") == max_states and (lab is None or meta.get("lab_sha256") == lab))
 
 
 def previous_seconds(target: Path) -> float:
@@ -169,11 +181,14 @@ def site_metadata(target: Path) -> dict:
         return {}
 
 
-def build_one(source: Path, target: Path, profile: str, threads: int, max_states: int, reuse: bool,
+def build_one(source: Path, target: Path, profile: str, threads: int, max_states: int, reuse: str,
               lesson, lessons: list, out: Path) -> dict:
     """Execute one lesson (unless ``reuse`` and its copy is current), then render its page, both in
-    a worker process: rendering one lesson overlaps executing the next."""
-    seconds, error, reused = 0.0, "", reuse and is_current(source, target, profile, max_states)
+    a worker process: rendering one lesson overlaps executing the next. ``reuse``: "" (never),
+    "notebook" (the notebook is unchanged) or "lab" (the notebook and the lab are: ``lab_hash``)."""
+    lab = lab_hash() if reuse == "lab" else None
+    seconds, error = 0.0, ""
+    reused = bool(reuse) and is_current(source, target, profile, max_states, lab)
     if not reused:
         _, seconds, error = execute_one(source, target, profile, threads, max_states)
     if error:
@@ -183,7 +198,7 @@ def build_one(source: Path, target: Path, profile: str, threads: int, max_states
 
 
 def build_lessons(notebooks: list[Path], lessons: list, executed_dir: Path, out: Path, profile: str, jobs: int,
-                  reuse: bool, max_states: int, max_page_bytes: int = site_live.MAX_PAGE_BYTES) -> list[dict]:
+                  reuse: str, max_states: int, max_page_bytes: int = site_live.MAX_PAGE_BYTES) -> list[dict]:
     """Every lesson executed and rendered on ``jobs`` workers; return the search entries of all
     pages. Fails, naming them, when a notebook raised or pages pass ``max_page_bytes``."""
     order = sorted(zip(notebooks, lessons, strict=True),
@@ -268,7 +283,7 @@ def render_lessons(executed: list[Path], lessons: list, out: Path, profile: str,
     return entries
 
 
-def build(profile: str, out: Path, executed_dir: Path, jobs: int, reuse: bool, pattern: str,
+def build(profile: str, out: Path, executed_dir: Path, jobs: int, reuse: str, pattern: str,
           max_states: int) -> None:
     start = time.monotonic()
     notebooks = find_notebooks(pattern)
@@ -304,6 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="notebooks executed at once")
     parser.add_argument("--reuse", action="store_true",
                         help="keep executed copies of unchanged notebooks (even if the lab changed)")
+    parser.add_argument("--cache", action="store_true",
+                        help="keep executed copies only where the notebook and the lab are both unchanged "
+                             "(what the site test uses between runs)")
     parser.add_argument("--notebooks", default="[0-9][0-9]_*.ipynb", help="glob under notebooks/")
     parser.add_argument("--max-states", type=int, default=None,
                         help=f"precomputed states per widget (default {MAX_STATES})")
@@ -315,7 +333,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--max-states must be between 1 and 50 (the site's bound per widget), got {max_states}")
     out = args.out or ROOT / "_build" / ("site" if args.profile == "cpu" else f"site-{args.profile}")
     executed_dir = args.executed or ROOT / "_build" / "executed" / args.profile
-    build(args.profile, out.resolve(), executed_dir.resolve(), args.jobs, args.reuse, args.notebooks, max_states)
+    reuse = "notebook" if args.reuse else "lab" if args.cache else ""
+    build(args.profile, out.resolve(), executed_dir.resolve(), args.jobs, reuse, args.notebooks, max_states)
 
 
 if __name__ == "__main__":

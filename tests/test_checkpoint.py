@@ -22,6 +22,8 @@ from attnflex_lab.training.checkpoint import (
     weights_sha256,
 )
 
+from .single_thread import one_thread_per_module  # noqa: F401 (autouse: one torch thread)
+
 
 def _data():
     gen = torch.Generator().manual_seed(0)
@@ -413,8 +415,6 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from attnflex_lab.training import TrainConfig, fit
 from attnflex_lab.training.checkpoint import CheckpointDirError
-
-from .single_thread import one_thread_per_module  # noqa: F401 (autouse: one torch thread)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 x = torch.randn(64, 5)
 steps = []

@@ -8,6 +8,7 @@ already built (e.g. `make site`) instead of building one.
 from __future__ import annotations
 
 import functools
+import html.parser
 import http.server
 import json
 import os
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from bs4 import BeautifulSoup
 
 from .lab import REPO, screenshot
 
@@ -291,6 +291,26 @@ def test_search_box_finds_sections_and_their_links_work(page, site_url):
     assert not settled(page, problems), problems
 
 
+class LinksAndIds(html.parser.HTMLParser):
+    """Every id, and every <a href>, <img src>, <script src> and <link href>, of a page."""
+
+    WANTED = {"a": "href", "img": "src", "script": "src", "link": "href"}
+
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id") is not None:
+            self.ids.add(attrs["id"])
+        if attrs.get(self.WANTED.get(tag, "")):
+            self.links.append(attrs[self.WANTED[tag]])
+
+    handle_startendtag = handle_starttag
+
+
 def test_every_internal_link_and_anchor_resolves(built_site, site_url):
     """Crawl every page's <a href>, <img src>, <script src> and <link href> that stays in the site."""
     site = built_site[0]
@@ -299,13 +319,11 @@ def test_every_internal_link_and_anchor_resolves(built_site, site_url):
     ids: dict[str, set[str]] = {}
     links: list[tuple[str, str]] = []
     for path in pages:
-        soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
-        ids[path.name] = {tag["id"] for tag in soup.find_all(id=True)}
-        for tag, attr in (("a", "href"), ("img", "src"), ("script", "src"), ("link", "href")):
-            for element in soup.find_all(tag):
-                target = element.get(attr)
-                if target and not urllib.parse.urlparse(target).scheme and not target.startswith("//"):
-                    links.append((path.name, target))
+        found = LinksAndIds()   # the standard library's tokenizer, no tree: a third of BeautifulSoup's time
+        found.feed(path.read_text(encoding="utf-8"))
+        ids[path.name] = found.ids
+        links += [(path.name, target) for target in found.links
+                  if not urllib.parse.urlparse(target).scheme and not target.startswith("//")]
     assert len(links) > 10 * len(pages)
     broken = []
     # the server is a plain static one: a link resolves when the file it names is in the site (read

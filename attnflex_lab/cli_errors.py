@@ -42,7 +42,8 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     (an exception of a module never imported cannot have been raised; importing torch to name it
     would cost seconds on every error)."""
     types: list[type[BaseException]] = [UsageError]
-    for module, names in (("attnflex_lab.training.checkpoint", ("CheckpointError", "CheckpointDirError")),
+    for module, names in (("attnflex_lab.training.checkpoint", ("CheckpointError",)),
+                          ("attnflex_lab.training.folders", ("CheckpointDirError",)),
                           ("attnflex_lab.serve.predictor", ("ServeSetupError",))):
         loaded = sys.modules.get(module)
         if loaded is not None:

@@ -6,7 +6,9 @@
 
 1. Every ``notebooks/NN_*.ipynb`` (found by glob) is executed with nbclient, in parallel, in a kernel
    whose ``ATTNFLEX_PROFILE`` is the chosen profile, from ``notebooks/`` as the tests run them. The
-   executed copies go to ``_build/executed/PROFILE/`` (never over the committed notebooks).
+   executed copies go to ``_build/executed/PROFILE/`` (never over the committed notebooks). The
+   longest lessons (by the last build's times) start first, and each worker renders a lesson's page
+   (step 2) as soon as it has run it, while the other worker still executes.
    The kernel starts with ``site/kernel_startup.py``: every widget's drawing callback is recorded and,
    after its cell, re-run over a bounded grid of its controls' values (``attnflex_lab/viz/site_states``).
 2. Each copy is made static (``site_outputs``: a widget becomes HTML controls that swap its
@@ -25,7 +27,9 @@ dev install already has.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -52,9 +56,14 @@ MATHJAX_DIR = Path(os.environ.get("ATTNFLEX_MATHJAX", "/usr/share/javascript/mat
 MATHJAX_PARTS = ("MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "config/local", "jax/input/TeX",
                  "jax/output/CommonHTML", "jax/element", "extensions", "fonts/HTML-CSS/TeX/woff")
 CELL_TIMEOUT_S = {"smoke": 600, "cpu": 3600, "gpu": 3600}
-# States precomputed per widget. Smoke keeps the site test quick: every control still moves (each
-# gets a second value before any gets a third), on a coarser grid.
-MAX_STATES = {"smoke": 8, "cpu": 50, "gpu": 50}
+# States precomputed per widget. Smoke keeps the site test quick: a widget's first two controls
+# still move (each control gets a second value before any gets a third), a third one stays fixed.
+MAX_STATES = {"smoke": 4, "cpu": 50, "gpu": 50}
+# CPU seconds of precomputation per widget and per lesson page (site_states sizes each grid from its
+# first drawing's cost; a widget past the page's budget stays a note saying so). Smoke: every widget
+# still gets a second value for its first controls, at a bounded cost per page whatever lessons add.
+WIDGET_SECONDS = {"smoke": 3.0, "cpu": 60.0, "gpu": 60.0}
+PAGE_SECONDS = {"smoke": 8.0, "cpu": 300.0, "gpu": 300.0}
 STATES_MODULE = ROOT / "attnflex_lab" / "viz" / "site_states.py"
 
 
@@ -67,6 +76,16 @@ def find_notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
 
 def source_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def lab_hash() -> str:
+    """One hash of everything an execution depends on besides the notebook: the lab package (code
+    and data) and the kernel-side site code. ``--cache`` reuses an executed copy only when it matches."""
+    digest = hashlib.sha256()
+    files = [p for p in sorted((ROOT / "attnflex_lab").rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    for path in [*files, SITE_SRC / "kernel_startup.py", Path(__file__)]:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 POLL_SLICE_S = 1.0
@@ -116,7 +135,9 @@ def execute_one(source: Path, target: Path, profile: str, threads: int,
                        "PYTHONSTARTUP": str(SITE_SRC / "kernel_startup.py"),
                        "ATTNFLEX_SITE_STATES": str(states_dir(target)),
                        "ATTNFLEX_SITE_STATES_MODULE": str(STATES_MODULE),
-                       "ATTNFLEX_SITE_MAX_STATES": str(max_states)})
+                       "ATTNFLEX_SITE_MAX_STATES": str(max_states),
+                       "ATTNFLEX_SITE_MAX_SECONDS": str(WIDGET_SECONDS[profile]),
+                       "ATTNFLEX_SITE_PAGE_SECONDS": str(PAGE_SECONDS[profile])})
     nb = nbformat.read(source, as_version=4)
     client = WakefulClient(nb, timeout=CELL_TIMEOUT_S[profile], kernel_name="python3",
                            resources={"metadata": {"path": str(source.parent)}}, store_widget_state=True,
@@ -129,40 +150,79 @@ def execute_one(source: Path, target: Path, profile: str, threads: int,
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
         error = str(err)[-3000:]
     nb.metadata["attnflex_site"] = {"profile": profile, "source_sha256": source_hash(source), "max_states": max_states,
-                                    "seconds": round(time.monotonic() - start, 1)}
+                                    "lab_sha256": lab_hash(), "seconds": round(time.monotonic() - start, 1)}
     if not error:
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)
     return source.name, time.monotonic() - start, error
 
 
-def is_current(source: Path, target: Path, profile: str, max_states: int) -> bool:
-    if not target.exists():
-        return False
-    meta = nbformat.read(target, as_version=4).metadata.get("attnflex_site", {})
+def is_current(source: Path, target: Path, profile: str, max_states: int, lab: str | None = None) -> bool:
+    """Whether ``target`` is an execution of this very notebook, profile and grid (and, when ``lab``
+    is given, of this very lab: ``lab_hash()``)."""
+    meta = site_metadata(target)
     return (meta.get("profile") == profile and meta.get("source_sha256") == source_hash(source)
-            and meta.get("max_states") == max_states)
+            and meta.get("max_states") == max_states and (lab is None or meta.get("lab_sha256") == lab))
 
 
-def execute_all(notebooks: list[Path], executed_dir: Path, profile: str, jobs: int, reuse: bool,
-                max_states: int) -> None:
-    todo = [nb for nb in notebooks if not (reuse and is_current(nb, executed_dir / nb.name, profile, max_states))]
-    if len(todo) < len(notebooks):
-        print(f"reusing {len(notebooks) - len(todo)} executed notebook(s) from {executed_dir}")
-    jobs = max(1, min(jobs, len(todo) or 1))
+def previous_seconds(target: Path) -> float:
+    """How long the last build took to execute this lesson (0 when never built): the pool starts
+    the longest lessons first, so that no long one runs alone at the end."""
+    return float(site_metadata(target).get("seconds", 0.0))
+
+
+def site_metadata(target: Path) -> dict:
+    """What the build recorded in an executed copy ({} when absent or unreadable); read as plain
+    JSON, without nbformat's validation of megabytes of outputs."""
+    try:
+        with open(target, encoding="utf-8") as f:
+            return json.load(f).get("metadata", {}).get("attnflex_site", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def build_one(source: Path, target: Path, profile: str, threads: int, max_states: int, reuse: str,
+              lesson, lessons: list, out: Path) -> dict:
+    """Execute one lesson (unless ``reuse`` and its copy is current), then render its page, both in
+    a worker process: rendering one lesson overlaps executing the next. ``reuse``: "" (never),
+    "notebook" (the notebook is unchanged) or "lab" (the notebook and the lab are: ``lab_hash``)."""
+    lab = lab_hash() if reuse == "lab" else None
+    seconds, error = 0.0, ""
+    reused = bool(reuse) and is_current(source, target, profile, max_states, lab)
+    if not reused:
+        _, seconds, error = execute_one(source, target, profile, threads, max_states)
+    if error:
+        return {"name": source.name, "seconds": seconds, "error": error}
+    rendered = render_page(target, lesson, lessons, out, profile)
+    return {"name": source.name, "seconds": seconds, "error": "", "reused": reused, **rendered}
+
+
+def build_lessons(notebooks: list[Path], lessons: list, executed_dir: Path, out: Path, profile: str, jobs: int,
+                  reuse: str, max_states: int, max_page_bytes: int = site_live.MAX_PAGE_BYTES) -> list[dict]:
+    """Every lesson executed and rendered on ``jobs`` workers; return the search entries of all
+    pages. Fails, naming them, when a notebook raised or pages pass ``max_page_bytes``."""
+    order = sorted(zip(notebooks, lessons, strict=True),
+                   key=lambda pair: -previous_seconds(executed_dir / pair[0].name))
+    jobs = max(1, min(jobs, len(notebooks)))
     # Smoke steps are tiny: one thread each runs faster than a pool (see conftest.py).
     threads = 1 if profile == "smoke" else max(1, (os.cpu_count() or 1) // jobs)
-    failures = []
+    failures, results = [], {}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(execute_one, nb, executed_dir / nb.name, profile, threads, max_states)
-                   for nb in todo]
+        futures = [pool.submit(build_one, nb, executed_dir / nb.name, profile, threads, max_states, reuse,
+                               lesson, lessons, out) for nb, lesson in order]
         for future in as_completed(futures):
-            name, seconds, error = future.result()
-            print(f"  executed {name} in {seconds:.1f} s" + ("  FAILED" if error else ""), flush=True)
-            if error:
-                failures.append(f"{name}:\n{error}")
+            done = future.result()
+            results[done["name"]] = done
+            if done["error"]:
+                print(f"  executed {done['name']} in {done['seconds']:.1f} s  FAILED", flush=True)
+                failures.append(f"{done['name']}:\n{done['error']}")
+            else:
+                ran = "reused" if done["reused"] else f"executed in {done['seconds']:.1f} s"
+                print(f"  {done['name']}: {ran}; {done['line']}", flush=True)
     if failures:
         raise SystemExit("these notebooks raised, so the site was not built:\n\n" + "\n\n".join(failures))
+    site_live.check_page_budget({r["page"]: r["bytes"] for r in results.values()}, max_page_bytes)
+    return [entry for nb in notebooks for entry in results[nb.name]["entries"]]
 
 
 def copy_static(out: Path) -> None:
@@ -183,42 +243,50 @@ def copy_static(out: Path) -> None:
             shutil.copy2(source, target)
 
 
-def render_lessons(executed: list[Path], lessons: list, out: Path, profile: str,
-                   max_page_bytes: int = site_live.MAX_PAGE_BYTES) -> list[dict]:
-    """Write one page per lesson; return the search entries of all of them. Fails, naming them,
-    when pages pass ``max_page_bytes``."""
+@functools.cache
+def _exporter():
+    """nbconvert's exporter with the site's template, loaded once per process."""
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="afl", extra_template_basedirs=[str(SITE_SRC / "templates")])
-    stems = {lesson.stem for lesson in lessons}
+    return HTMLExporter(template_name="afl", extra_template_basedirs=[str(SITE_SRC / "templates")])
+
+
+def render_page(path: Path, lesson, lessons: list, out: Path, profile: str) -> dict:
+    """Write one lesson's page; return its name, size, search entries and a line for the log."""
+    exporter = _exporter()
+    nb = nbformat.read(path, as_version=4)
+    counts = site_outputs.make_static(nb, site_live.load_records(states_dir(path)))
+    resources = {"metadata": {"name": f"{lesson.number} · {lesson.title}"}, "afl_static": "_static",
+                 "afl_plotly": counts["plotly"] > 0, "afl_live": counts["live"] > 0,
+                 "afl_nav": site_pages.nav_bar(lessons, lesson), "afl_footer": site_pages.footer(profile)}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    body = site_pages.localize_badges(site_pages.rewrite_notebook_links(body, {x.stem for x in lessons}))
+    (out / lesson.page).write_text(body, encoding="utf-8")
+    size = len(body.encode("utf-8"))
+    line = (f"rendered {lesson.page} ({counts['widgets']} widget(s), {counts['live']} interactive, "
+            f"{counts['plotly']} plotly figure(s), {counts['frames']} server frame(s), {size / 2**20:.1f} MB)")
+    return {"page": lesson.page, "bytes": size, "line": line,
+            "entries": site_pages.search_entries(body, lesson.page, f"{lesson.number} · {lesson.title}")}
+
+
+def render_lessons(executed: list[Path], lessons: list, out: Path, profile: str,
+                   max_page_bytes: int = site_live.MAX_PAGE_BYTES) -> list[dict]:
+    """Write one page per lesson here, in order; return the search entries of all of them. Fails,
+    naming them, when pages pass ``max_page_bytes``."""
     entries, sizes = [], {}
     for path, lesson in zip(executed, lessons, strict=True):
-        nb = nbformat.read(path, as_version=4)
-        counts = site_outputs.make_static(nb, site_live.load_records(states_dir(path)))
-        resources = {"metadata": {"name": f"{lesson.number} · {lesson.title}"}, "afl_static": "_static",
-                     "afl_plotly": counts["plotly"] > 0, "afl_live": counts["live"] > 0,
-                     "afl_nav": site_pages.nav_bar(lessons, lesson),
-                     "afl_footer": site_pages.footer(profile)}
-        body, _ = exporter.from_notebook_node(nb, resources=resources)
-        body = site_pages.localize_badges(site_pages.rewrite_notebook_links(body, stems))
-        (out / lesson.page).write_text(body, encoding="utf-8")
-        sizes[lesson.page] = len(body.encode("utf-8"))
-        entries += site_pages.search_entries(body, lesson.page, f"{lesson.number} · {lesson.title}")
-        print(f"  rendered {lesson.page} ({counts['widgets']} widget(s), {counts['live']} interactive, "
-              f"{counts['plotly']} plotly figure(s), {counts['frames']} server frame(s), "
-              f"{sizes[lesson.page] / 2**20:.1f} MB)")
+        rendered = render_page(path, lesson, lessons, out, profile)
+        sizes[rendered["page"]] = rendered["bytes"]
+        entries += rendered["entries"]
+        print(f"  {rendered['line']}")
     site_live.check_page_budget(sizes, max_page_bytes)
     return entries
 
 
-def build(profile: str, out: Path, executed_dir: Path, jobs: int, reuse: bool, pattern: str,
+def build(profile: str, out: Path, executed_dir: Path, jobs: int, reuse: str, pattern: str,
           max_states: int) -> None:
     start = time.monotonic()
     notebooks = find_notebooks(pattern)
-    print(f"executing {len(notebooks)} notebooks in the {profile} profile with {jobs} job(s)", flush=True)
-    execute_all(notebooks, executed_dir, profile, jobs, reuse, max_states)
-    executed_at = time.monotonic()
-    executed = [executed_dir / nb.name for nb in notebooks]
     lessons = site_pages.with_readme(
         [site_pages.lesson_from_notebook(nb.stem, nbformat.read(nb, as_version=4)) for nb in notebooks],
         (ROOT / "README.md").read_text(encoding="utf-8"))
@@ -226,7 +294,10 @@ def build(profile: str, out: Path, executed_dir: Path, jobs: int, reuse: bool, p
         shutil.rmtree(out)
     out.mkdir(parents=True)
     copy_static(out)
-    entries = render_lessons(executed, lessons, out, profile)
+    print(f"executing and rendering {len(notebooks)} notebooks in the {profile} profile with {jobs} job(s)",
+          flush=True)
+    entries = build_lessons(notebooks, lessons, executed_dir, out, profile, jobs, reuse, max_states)
+    lessons_at = time.monotonic()
     nav, foot = site_pages.nav_bar(lessons), site_pages.footer(profile)
     landing = site_pages.landing_body((SITE_SRC / "index.md").read_text(encoding="utf-8"), lessons)
     (out / "index.html").write_text(site_pages.page(site_pages.SITE_TITLE, landing, nav, foot), encoding="utf-8")
@@ -235,8 +306,8 @@ def build(profile: str, out: Path, executed_dir: Path, jobs: int, reuse: bool, p
     entries += site_pages.search_entries(landing, "index.html", site_pages.SITE_TITLE)
     (out / "_static" / "search-index.js").write_text(site_pages.search_index_js(entries), encoding="utf-8")
     done = time.monotonic()
-    print(f"site built in {done - start:.0f} s (executing {executed_at - start:.0f} s, rendering "
-          f"{done - executed_at:.0f} s): {out / 'index.html'}")
+    print(f"site built in {done - start:.0f} s (lessons executed and rendered {lessons_at - start:.0f} s, "
+          f"the rest {done - lessons_at:.0f} s): {out / 'index.html'}")
     print(f"open it with: python -m http.server -d {out}   (then http://localhost:8000)")
 
 
@@ -248,6 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="notebooks executed at once")
     parser.add_argument("--reuse", action="store_true",
                         help="keep executed copies of unchanged notebooks (even if the lab changed)")
+    parser.add_argument("--cache", action="store_true",
+                        help="keep executed copies only where the notebook and the lab are both unchanged "
+                             "(what the site test uses between runs)")
     parser.add_argument("--notebooks", default="[0-9][0-9]_*.ipynb", help="glob under notebooks/")
     parser.add_argument("--max-states", type=int, default=None,
                         help=f"precomputed states per widget (default {MAX_STATES})")
@@ -259,7 +333,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--max-states must be between 1 and 50 (the site's bound per widget), got {max_states}")
     out = args.out or ROOT / "_build" / ("site" if args.profile == "cpu" else f"site-{args.profile}")
     executed_dir = args.executed or ROOT / "_build" / "executed" / args.profile
-    build(args.profile, out.resolve(), executed_dir.resolve(), args.jobs, args.reuse, args.notebooks, max_states)
+    reuse = "notebook" if args.reuse else "lab" if args.cache else ""
+    build(args.profile, out.resolve(), executed_dir.resolve(), args.jobs, reuse, args.notebooks, max_states)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from torch.utils.data import TensorDataset
 from attnflex_lab.training import TrainConfig, fit
 from attnflex_lab.training.callbacks import RecordAttention
 from attnflex_lab.training.checkpoint import (
+    LOCK_NAME,
     CheckpointDirError,
     CheckpointError,
     latest_checkpoint,
@@ -20,6 +21,8 @@ from attnflex_lab.training.checkpoint import (
     set_rng_state,
     weights_sha256,
 )
+
+from .single_thread import one_thread_per_module  # noqa: F401 (autouse: one torch thread)
 
 
 def _data():
@@ -216,8 +219,8 @@ def test_overwrite_clears_the_old_checkpoints_first(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     fit(_model(), _data(), None, _cfg(tmp_path, steps=20, checkpoint_keep=2), loss_fn=_loss,
         overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "step_00000010.pt",
-                                                          "step_00000020.pt"]
+    kept = sorted(p.name for p in tmp_path.iterdir() if p.name != LOCK_NAME)  # the lock file stays
+    assert kept == ["notes.txt", "step_00000010.pt", "step_00000020.pt"]
     assert load_checkpoint(tmp_path)["step"] == 20  # resume=DIR now means this run
     with pytest.raises(ValueError, match="cannot go with resume"):
         fit(_model(), _data(), None, _cfg(tmp_path), loss_fn=_loss, resume=tmp_path, overwrite=True)
@@ -367,3 +370,75 @@ def test_a_locked_checkpoint_folder_refuses_a_second_run_at_once(tmp_path):
         check_writable(tmp_path / "a_file", "--out")
     with pytest.raises(CheckpointDirError, match="--out .*not writable"):
         check_writable(tmp_path / "a_file" / "sub", "--out")
+
+
+class _TryTheLock:
+    """A callback playing a second run: at the first step it tries to take the folder's lock."""
+
+    def __init__(self, folder):
+        self.folder, self.refused = folder, None
+
+    def on_fit_start(self, state):
+        from attnflex_lab.training.checkpoint import lock_directory
+
+        try:
+            with lock_directory(self.folder):
+                self.refused = False
+        except CheckpointDirError:
+            self.refused = True
+
+
+def test_fit_holds_its_checkpoint_folder_and_a_second_fit_into_it_stops_at_once(tmp_path):
+    """Planted bug: only the CLI took the lock, so two fit() calls (a notebook and a script) into one
+    folder both trained and lost each other's checkpoints; also the lock never given back."""
+    import time
+
+    from attnflex_lab.training.checkpoint import lock_directory
+
+    folder = tmp_path / "ckpt"
+    second_run = _TryTheLock(folder)
+    fit(_model(), _data(), None, _cfg(folder, steps=10), loss_fn=_loss, callbacks=[second_run])
+    assert second_run.refused is True, "fit trained without holding its checkpoint folder"
+    with lock_directory(tmp_path / "busy"):             # another run holds this folder
+        start = time.perf_counter()
+        with pytest.raises(CheckpointDirError, match=r"checkpoint-dir.*busy.*in use by another run"):
+            fit(_model(), _data(), None, _cfg(tmp_path / "busy", steps=10), loss_fn=_loss)
+        assert time.perf_counter() - start < 1.0
+    assert not list_checkpoints(tmp_path / "busy")
+    with lock_directory(folder):                        # the finished run gave the folder back
+        pass
+
+
+ROOM_CHECK = """
+import resource, sys, torch
+from torch import nn
+from torch.utils.data import TensorDataset
+from attnflex_lab.training import TrainConfig, fit
+from attnflex_lab.training.checkpoint import CheckpointDirError
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+x = torch.randn(64, 5)
+steps = []
+class Count:
+    def on_step_end(self, state): steps.append(state.step)
+cfg = TrainConfig(steps=5, batch_size=16, progress=False, checkpoint_dir=sys.argv[1])
+try:
+    fit(nn.Linear(5, 2), TensorDataset(x, (x.sum(1) > 0).long()), None, cfg, callbacks=[Count()],
+        loss_fn=lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]))
+except CheckpointDirError as err:
+    print("refused after", len(steps), "steps:", err)
+"""
+
+
+def test_a_file_size_limit_stops_fit_before_training(tmp_path):
+    """Planted bug: no room check, so the run trained every step, then its first save died with a
+    traceback (EFBIG). Run in a subprocess: RLIMIT_FSIZE would bind pytest's own capture files."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", ROOM_CHECK, str(tmp_path / "ckpt")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = done.stdout.strip()
+    assert line.startswith("refused after 0 steps:"), (line, done.stderr[-2000:])
+    assert "checkpoint-dir" in line and "File too large" in line and "ulimit -f" in line, line
+    assert not list((tmp_path / "ckpt").iterdir()) or not list_checkpoints(tmp_path / "ckpt")

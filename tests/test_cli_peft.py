@@ -9,6 +9,8 @@ import torch
 from attnflex_lab.training import cli as cli_train
 from attnflex_lab.training.checkpoint import load_checkpoint
 
+from .single_thread import one_thread_per_module  # noqa: F401 (autouse: one torch thread)
+
 FAST = ["--task", "reverse", "--profile", "smoke", "--threads", "1", "--no-progress"]
 C, L = 32, 2  # the reverse recipe's smoke model: width and layers
 

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from attnflex_lab import recipes
+from attnflex_lab.__main__ import main
 from attnflex_lab.training.checkpoint import list_checkpoints
+
+from .single_thread import one_thread_per_module  # noqa: F401 (autouse: one torch thread)
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ATTNFLEX_PROFILE": "smoke"}
@@ -41,24 +44,35 @@ def test_registry_knows_the_builtin_recipes_and_rejects_unknown_ones():
         recipes.build("digits", profile_name="smoke", stepz=7)
 
 
-def test_cli_prints_one_json_line_and_the_bar_on_stderr():
-    done = _cli("--task", "dates", "--profile", "smoke", "--steps", "6", "--threads", "1")
-    assert done.returncode == 0, done.stderr
-    line = _json_line(done.stdout)
+def _main(capsys, *args) -> tuple[int, str, str]:
+    """``python -m attnflex_lab train ARGS`` in this process (no interpreter start): (status, out, err)."""
+    status = main(["train", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+IN_PROCESS = ["--task", "digits", "--profile", "smoke", "--no-progress"]  # no --threads: it is process-wide
+
+
+def test_cli_prints_one_json_line_and_the_bar_on_stderr(capsys):
+    status, out, err = _main(capsys, "--task", "dates", "--profile", "smoke", "--steps", "6")
+    assert status == 0, err
+    line = _json_line(out)
     for key in ("exact_match", "alignment_accuracy", "alignment_exact", "final_loss", "steps",
                 "seconds", "weights_sha256"):
         assert key in line
     assert line["steps"] == 6 and line["task"] == "dates" and len(line["weights_sha256"]) == 64
-    assert "6/6" in done.stderr  # the progress bar went to stderr
+    assert "6/6" in err  # the progress bar went to stderr
 
 
-def test_cli_rejects_an_unknown_task():
-    done = _cli("--task", "nope")
-    assert done.returncode != 0 and "invalid choice" in done.stderr
+def test_cli_rejects_an_unknown_task(capsys):
+    status, _, err = _main(capsys, "--task", "nope")
+    assert status != 0 and "invalid choice" in err
 
 
 def test_sigkill_mid_run_then_resume_gives_the_same_weights(tmp_path):
-    steps = ["--steps", "1500", "--checkpoint-every", "100"]
+    # the kill comes at the first checkpoint (step 50): 250 steps later the run would have finished
+    steps = ["--steps", "300", "--checkpoint-every", "50"]
     full = _cli(*FAST, *steps, "--checkpoint-dir", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr
     expected = _json_line(full.stdout)
@@ -75,36 +89,36 @@ def test_sigkill_mid_run_then_resume_gives_the_same_weights(tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert out == b""  # killed before it could print its final line
     last = list_checkpoints(ckpt_dir)[-1]
-    assert int(last.stem.split("_")[1]) < 1500
+    assert int(last.stem.split("_")[1]) < 300
 
     resumed = _cli(*FAST, *steps, "--checkpoint-dir", str(ckpt_dir), "--resume", str(ckpt_dir))
     assert resumed.returncode == 0, resumed.stderr
     got = _json_line(resumed.stdout)
     assert got["weights_sha256"] == expected["weights_sha256"]
-    assert got["test_accuracy"] == expected["test_accuracy"] and got["steps"] == 1500
+    assert got["test_accuracy"] == expected["test_accuracy"] and got["steps"] == 300
 
 
 def _snapshot(directory):
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
-def test_cli_refuses_a_used_checkpoint_dir_unless_told_to_resume_or_overwrite(tmp_path):
+def test_cli_refuses_a_used_checkpoint_dir_unless_told_to_resume_or_overwrite(tmp_path, capsys):
     """Planted bug: a fresh run in a folder holding an older run's later steps had its own new
     checkpoints pruned, and --resume DIR then went on from the old run."""
     ckpt = tmp_path / "ckpt"
-    first = _cli(*FAST, "--steps", "3", "--checkpoint-dir", str(ckpt))
-    assert first.returncode == 0, first.stderr
+    status, _, err = _main(capsys, *IN_PROCESS, "--steps", "3", "--checkpoint-dir", str(ckpt))
+    assert status == 0, err
     before = _snapshot(ckpt)
 
-    again = _cli(*FAST, "--steps", "2", "--checkpoint-dir", str(ckpt))
-    assert again.returncode != 0 and again.stdout == ""
-    assert str(ckpt) in again.stderr and "--resume" in again.stderr and "--overwrite" in again.stderr
-    assert "Traceback" not in again.stderr
+    status, out, err = _main(capsys, *IN_PROCESS, "--steps", "2", "--checkpoint-dir", str(ckpt))
+    assert status != 0 and out == ""
+    assert str(ckpt) in err and "--resume" in err and "--overwrite" in err
+    assert "Traceback" not in err
     assert _snapshot(ckpt) == before  # refusing touched nothing
 
-    fresh = _cli(*FAST, "--steps", "2", "--checkpoint-dir", str(ckpt), "--overwrite")
-    assert fresh.returncode == 0, fresh.stderr
+    status, _, err = _main(capsys, *IN_PROCESS, "--steps", "2", "--checkpoint-dir", str(ckpt), "--overwrite")
+    assert status == 0, err
     assert [p.name for p in list_checkpoints(ckpt)] == ["step_00000002.pt"]
 
-    both = _cli(*FAST, "--checkpoint-dir", str(ckpt), "--overwrite", "--resume", str(ckpt))
-    assert both.returncode == 2 and "use one" in both.stderr
+    status, _, err = _main(capsys, *IN_PROCESS, "--checkpoint-dir", str(ckpt), "--overwrite", "--resume", str(ckpt))
+    assert status == 2 and "use one" in err

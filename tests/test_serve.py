@@ -30,6 +30,8 @@ from attnflex_lab.recipes import sequence
 from attnflex_lab.serve import Limits, Predictor, ServeSetupError, create_app, load_predictor
 from attnflex_lab.training.checkpoint import latest_checkpoint, load_checkpoint, save_atomic
 
+from .single_thread import one_thread_per_module  # noqa: F401 (autouse: one torch thread)
+
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[1]
 LENGTH = 6                                   # sort's sequence length in the smoke profile

@@ -12,6 +12,8 @@ from attnflex_lab import recipes
 from attnflex_lab.serve.codecs import CODECS, InputError, codec_for
 from attnflex_lab.serve.predictor import matching_codecs
 
+from .single_thread import one_thread_per_module  # noqa: F401 (autouse: one torch thread)
+
 pytestmark = pytest.mark.timeout(60)
 TWINS = [{"sort", "reverse"}, {"dates_long", "dates_long_noattn"}]  # one network, two tasks
 

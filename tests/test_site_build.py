@@ -212,3 +212,23 @@ def test_channel_waits_come_back_in_slices_and_still_time_out():
     finally:
         build_site.POLL_SLICE_S = saved
     assert len(calls) >= 3 and all(c <= 0.01 for c in calls)
+
+
+def test_the_site_tests_cache_reuses_an_execution_only_of_the_same_notebook_and_lab(tmp_path):
+    """Planted bug: --cache keyed on the notebook alone (as --reuse is), so a change to the lab left
+    `make test-site` checking pages executed with the old lab."""
+    import build_site
+
+    source = tmp_path / "01_x.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), source)
+    executed = nbformat.v4.new_notebook()
+    executed.metadata["attnflex_site"] = {"profile": "smoke", "source_sha256": build_site.source_hash(source),
+                                          "max_states": 4, "lab_sha256": "lab-then"}
+    target = tmp_path / "executed.ipynb"
+    nbformat.write(executed, target)
+    assert build_site.is_current(source, target, "smoke", 4)                      # --reuse
+    assert build_site.is_current(source, target, "smoke", 4, lab="lab-then")      # --cache, same lab
+    assert not build_site.is_current(source, target, "smoke", 4, lab="lab-now")   # the lab changed
+    assert not build_site.is_current(source, target, "cpu", 4, lab="lab-then")
+    assert not build_site.is_current(source, tmp_path / "missing.ipynb", "smoke", 4)
+    assert len(build_site.lab_hash()) == 64 and build_site.lab_hash() == build_site.lab_hash()

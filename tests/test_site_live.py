@@ -124,6 +124,31 @@ def test_precompute_shrinks_the_grid_to_the_byte_budget_or_says_why():
     assert "Button" in button["note"]
 
 
+def _burn(cpu_seconds: float) -> None:
+    """Spend this much CPU time (a drawing's cost, whatever the machine's load)."""
+    import time
+
+    end = time.process_time() + cpu_seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_precompute_shrinks_the_grid_to_the_cpu_time_budget_or_says_why():
+    """Planted bugs: the grid sized by max_states alone (a dear widget computes all 50 states), the
+    budget read from the wall clock, or a widget with no time left still precomputed."""
+    slider = {"i": ipywidgets.IntSlider(value=0, min=0, max=49)}
+    record = site_states.precompute(lambda i: (_burn(0.02), print(i)), slider, max_seconds=0.1)
+    assert record["note"] is None and 2 <= len(record["states"]) <= 5, len(record["states"])
+    dear = site_states.precompute(lambda i: (_burn(0.06), print(i)), slider, max_seconds=0.1)
+    assert dear["states"] == {} and "of CPU" in dear["note"]
+    spent = site_states.precompute(lambda i: print(i), slider, max_seconds=0.0)
+    assert spent["states"] == {} and "spent on the widgets above it" in spent["note"]
+    import time
+
+    sleepy = site_states.precompute(lambda i: (time.sleep(0.02), print(i)), slider, max_seconds=0.05, max_states=8)
+    assert len(sleepy["states"]) == 8  # waiting costs no CPU: a loaded machine keeps the same grid
+
+
 def test_install_records_interactive_output_and_writes_the_states_after_the_cell(tmp_path, monkeypatch):
     for owner in (interaction, ipywidgets, ipywidgets.widgets):  # undone after the test
         monkeypatch.setattr(owner, "interactive_output", interaction.interactive_output)
@@ -149,6 +174,14 @@ def test_install_records_interactive_output_and_writes_the_states_after_the_cell
     record = json.loads((tmp_path / f"{output.model_id}.json").read_text())
     assert len(record["states"]) == 4 and record["controls"][0]["model_id"] == slider.model_id
     assert [entry[0] for entry in recorder.pending] == [checked_only.model_id]  # until it is shown
+    # the page's budget: what one widget spends, later ones no longer have
+    assert recorder.page_left < site_states.PAGE_SECONDS
+    recorder.page_left = 0.0
+    late = ipywidgets.interactive_output(lambda n: print(n), {"n": slider})
+    late_slider = ipywidgets.VBox([slider, late])
+    late_slider._repr_mimebundle_()
+    Shell.events.registered[0][1]()
+    assert "spent on the widgets above it" in json.loads((tmp_path / f"{late.model_id}.json").read_text())["note"]
 
 
 def _model(name, **state):

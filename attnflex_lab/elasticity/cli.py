@@ -31,7 +31,10 @@ def json_safe(value):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m attnflex_lab flex", description=__doc__.splitlines()[0])
+    from ..cli_errors import OneLineParser  # errors: one line `error: ...`, exit 2, as every subcommand
+
+    parser: argparse.ArgumentParser = OneLineParser(prog="python -m attnflex_lab flex",
+                                                    description=__doc__.splitlines()[0])
     parser.add_argument("--setting", choices=("weights", "context", "shifts"), default="weights",
                         help="weights: rule switches re-learned by training (A); context: in-context WCST (B); "
                              "shifts: ID/ED/reversal shifts with dimensional attention")

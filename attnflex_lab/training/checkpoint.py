@@ -8,12 +8,12 @@ Integrity: ``save_training_checkpoint`` records a SHA-256 of every tensor in the
 (``tensors_sha256``) and ``load_checkpoint`` recomputes it, so a flipped bit on disk is refused with
 the file's name instead of being served. Checkpoints written before the hash existed carry none and
 still load (unverified). Model weights that are not finite (NaN, ±inf) are refused at load.
-A run holds ``lock_directory(dir)`` on its checkpoint folder, so a second run into it stops at once.
+A run holds ``lock_directory(dir)`` on its checkpoint folder (``folders.py``), so a second run into it
+stops at once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import pickle
@@ -25,21 +25,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 from torch import nn
+
+# the folder checks live in folders.py; imported here too, where callers have always found them
+from .folders import LOCK_NAME, CheckpointDirError, check_writable, lock_directory  # noqa: F401
 
 FORMAT = "attnflex-lab-checkpoint"
 VERSION = 1
 _NAME = re.compile(r"step_(\d+)\.pt$")
-LOCK_NAME = ".attnflex.lock"  # in the checkpoint folder while a run writes there
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file and what is wrong."""
-
-
-class CheckpointDirError(ValueError):
-    """A fresh run pointed at a directory that already holds another run's checkpoints."""
 
 
 def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
@@ -73,45 +70,6 @@ def check_fresh_directory(directory: str | os.PathLike) -> None:
             f"(newest {found[-1].name}) from an earlier run: pass --resume {directory} "
             f"(fit: resume=...) to go on from it, --overwrite (fit: overwrite=True) to delete them "
             f"first, or pick an empty folder")
-
-
-def check_writable(directory: str | os.PathLike, flag: str = "the folder") -> Path:
-    """Create ``directory`` if needed and write (then delete) a small file in it, before any work.
-
-    A run that learns its output folder is unusable only when it saves costs the whole run; this
-    costs a file. Raises CheckpointDirError naming ``flag`` and the reason."""
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise CheckpointDirError(f"{flag} {str(directory)!r} is a file, not a folder")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory) as probe:
-            probe.write(b"attnflex-lab write check")
-            probe.flush()
-    except OSError as err:
-        raise CheckpointDirError(f"{flag} {str(directory)!r} is not writable: "
-                                 f"{err.strerror or err}") from None
-    return directory
-
-
-@contextlib.contextmanager
-def lock_directory(directory: str | os.PathLike, flag: str = "--checkpoint-dir"):
-    """Hold an exclusive lock on a checkpoint folder for a run; a second holder fails at once.
-
-    Two runs writing into one folder lose each other's checkpoints (pruning keeps the newest steps
-    of either). ``filelock`` takes an OS lock (flock on POSIX) that dies with the process, so a
-    killed run never leaves the folder locked."""
-    directory = check_writable(directory, flag)
-    lock = FileLock(directory / LOCK_NAME, timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise CheckpointDirError(f"{flag} {str(directory)!r} is in use by another run (it holds "
-                                 f"{LOCK_NAME}); wait for it to finish or pick another folder") from None
-    try:
-        yield directory
-    finally:
-        lock.release()
 
 
 def clear_checkpoints(directory: str | os.PathLike) -> list[Path]:

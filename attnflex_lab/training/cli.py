@@ -15,7 +15,6 @@ of each global batch, and only rank 0 prints.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -179,12 +178,15 @@ def _check_resume_recipe(path: str, ckpt: dict, recipe: str) -> None:
 
 
 def _check_output_folders(args, rank: int) -> None:
-    from .checkpoint import CheckpointDirError, check_fresh_directory, check_writable
+    from .checkpoint import check_fresh_directory
+    from .folders import CheckpointDirError, check_not_in_use, check_writable
 
     try:
         for flag, folder in (("--checkpoint-dir", args.checkpoint_dir), ("--log-dir", args.log_dir)):
             if folder is not None and rank == 0:
                 check_writable(folder, flag)
+        if args.checkpoint_dir and rank == 0:   # fit holds the lock for the run; a folder in use
+            check_not_in_use(args.checkpoint_dir)  # fails now, before the data and the model are built
         if args.checkpoint_dir and args.resume is None and not args.overwrite:
             check_fresh_directory(args.checkpoint_dir)   # before the data and the model are built
     except CheckpointDirError as err:
@@ -219,25 +221,19 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     from . import distributed
-    from .checkpoint import lock_directory
     from .tracking import log_dir_callbacks
 
-    # rank 0 alone writes checkpoints, so it alone holds the folder's lock for the whole run
-    folder_lock = (lock_directory(args.checkpoint_dir) if args.checkpoint_dir and rank == 0
-                   else contextlib.nullcontext())
-    with folder_lock:
-        log_callbacks = log_dir_callbacks(args.log_dir) if args.log_dir else []  # rank 0 writes
-        # Under torchrun: join the group (gloo for --device cpu or without CUDA, NCCL on GPUs) and
-        # train on this rank's own GPU. Outside torchrun this only reports rank 0 of 1.
-        with distributed.distributed_session(device=args.device) as info:
-            if info.world_size > 1:
-                overrides["device"] = str(info.device)
-            metrics, run, _ = recipes.train_recipe(args.task, profile_name=profile_name,
-                                                   seed=args.seed, resume=args.resume,
-                                                   overwrite=args.overwrite, callbacks=log_callbacks,
-                                                   prepare_model=_model_preparer(args, peft_cfg,
-                                                                                 init_state),
-                                                   **overrides)
+    log_callbacks = log_dir_callbacks(args.log_dir) if args.log_dir else []  # rank 0 writes
+    # Under torchrun: join the group (gloo for --device cpu or without CUDA, NCCL on GPUs) and
+    # train on this rank's own GPU. Outside torchrun this only reports rank 0 of 1.
+    with distributed.distributed_session(device=args.device) as info:
+        if info.world_size > 1:
+            overrides["device"] = str(info.device)
+        metrics, run, _ = recipes.train_recipe(args.task, profile_name=profile_name,
+                                               seed=args.seed, resume=args.resume,
+                                               overwrite=args.overwrite, callbacks=log_callbacks,
+                                               prepare_model=_model_preparer(args, peft_cfg, init_state),
+                                               **overrides)
     if info.rank == 0:
         from ..adapt import trainable_parameters
 

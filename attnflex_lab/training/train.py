@@ -17,13 +17,17 @@
   Only rank 0 shows progress and writes checkpoints.
 - ``cfg.checkpoint_dir`` must be empty of checkpoints for a fresh run: pass ``resume=`` to go on,
   or ``overwrite=True`` to delete the old checkpoints first. Mixing two runs in one folder would let
-  pruning delete the new run's files and ``resume=DIR`` pick up the old run.
+  pruning delete the new run's files and ``resume=DIR`` pick up the old run. A run holds a lock on
+  the folder (``folders.lock_directory``): a second run into a folder in use fails at once. Before
+  training, the folder must take a file of a checkpoint's size (a full disk or ``ulimit -f`` fails
+  then, not at the first save).
 - AdamW decays only weight matrices (not biases, norms or embeddings; see ``optim.py``) and is
   fused on CUDA.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -43,6 +47,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import History, TrainConfig, lr_factor
+from .folders import check_room_for, lock_directory
 from .loop import TrainingRun
 from .optim import build_optimizer
 
@@ -65,7 +70,28 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, cfg: Tr
     if cfg.batch_size % world:
         raise ValueError(f"batch_size={cfg.batch_size} must divide by the world size {world} "
                          f"(every rank takes an equal slice of each global batch)")
-    _prepare_checkpoint_dir(cfg, resume, overwrite, rank)
+    # rank 0 alone writes checkpoints: it holds the folder's lock for the whole run, so a second run
+    # into the folder stops here, before it clears or writes anything
+    writes = bool(cfg.checkpoint_dir) and rank == 0
+    with lock_directory(cfg.checkpoint_dir, FOLDER_FLAG) if writes else contextlib.nullcontext():
+        _prepare_checkpoint_dir(cfg, resume, overwrite, rank)
+        if writes:  # a full disk or a file-size limit fails now, not at the first save
+            check_room_for(cfg.checkpoint_dir, checkpoint_bytes(model), FOLDER_FLAG)
+        return _fit_unlocked(model, train_data, val_data, cfg, loss_fn, eval_fn, callbacks, resume, rank, world)
+
+
+FOLDER_FLAG = "--checkpoint-dir (cfg.checkpoint_dir)"  # how the folder's errors name it
+
+
+def checkpoint_bytes(model: nn.Module) -> int:
+    """About what one checkpoint of ``model`` takes: its state (weights, buffers) and AdamW's two
+    moments per trainable parameter, plus a margin for the rest (history, RNG states, zip headers)."""
+    state = sum(t.numel() * t.element_size() for t in model.state_dict().values() if torch.is_tensor(t))
+    moments = 2 * sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return state + moments + (64 << 10)
+
+
+def _fit_unlocked(model, train_data, val_data, cfg, loss_fn, eval_fn, callbacks, resume, rank, world):
     seed_everything(distributed.rank_seed(cfg.seed, rank))  # per rank: dropout masks differ
     device = distributed.training_device(cfg.device)
     model.to(device).train()

@@ -7,6 +7,10 @@ called again over a bounded grid of the controls' values and each state's output
 plotly JSON, printed text) are written to ``folder/<output model id>.json``; the page swaps them as
 the reader moves HTML controls. Lessons and the lab's helpers need not know about any of this.
 
+Costs are bounded: CPU seconds per widget and per page (``time.process_time``, so a loaded machine
+does not change the grid) and bytes per widget; the grid shrinks to fit them, judged from the first
+drawing's cost and size.
+
 The grid: each control offers a list of values (a slider its steps, a dropdown its options, a
 checkbox both, a text box example inputs); ``grid_counts`` gives every control a second value before
 any gets a third, and so on, while the product stays within ``max_states``. Sliders are subsampled
@@ -25,7 +29,9 @@ from pathlib import Path
 MAX_STATES = 50             # states stored per widget (Neuromatch's precomputed-slider bound)
 MAX_WIDGET_BYTES = 2 << 20  # one widget's states, base64 PNGs included (a page holds 8 MB): the grid
                             # shrinks to fit, from the size of the first drawing
-MAX_SECONDS = 60.0          # time to precompute one widget; past it the widget stays a note
+MAX_SECONDS = 60.0          # CPU seconds to precompute one widget: the grid shrinks to fit, from the
+                            # first drawing's cost; a widget whose two drawings cannot fit stays a note
+PAGE_SECONDS = 300.0        # CPU seconds for all of a lesson's widgets together (later ones get what is left)
 EXAMPLE_INPUTS = 6          # example inputs offered for a text box
 SLIDERS = {"IntSlider", "FloatSlider", "FloatLogSlider", "SelectionSlider"}
 MENUS = {"Dropdown", "RadioButtons", "ToggleButtons", "Select", "SelectionSlider"}
@@ -180,11 +186,19 @@ def _precompute(call, controls, max_states, max_bytes, max_seconds, reset_rng) -
         choices = {name: control_choices(widget) for name, widget in controls.items()}
     except TypeError as err:
         return {**record, "note": str(err)}
+    if max_seconds <= 0:
+        return {**record, "note": "the page's time for precomputing widgets was spent on the widgets above it"}
+    started = time.process_time()
     first = _run_state(call, {name: c["values"][c["start"]] for name, c in choices.items()})
+    first_seconds = time.process_time() - started
     fits = int(0.9 * max_bytes // max(len(json.dumps(first)), 1))  # the grid shrinks to the byte budget
     if fits < 2:
         return {**record, "note": f"one drawing takes {len(json.dumps(first)) / 2**20:.1f} MB"}
-    counts = grid_counts([c["total"] for c in choices.values()], min(max_states, fits))
+    in_time = int(max_seconds // max(first_seconds, 1e-3))        # and to the time budget
+    if in_time < 2:
+        return {**record, "note": f"one drawing takes {first_seconds:.1f} s of CPU; {max_seconds:.1f} s "
+                                  "were left for this widget"}
+    counts = grid_counts([c["total"] for c in choices.values()], min(max_states, fits, in_time))
     for (name, choice), count in zip(choices.items(), counts, strict=True):
         # text examples come best first: keep the first ones; steps and options: spread evenly
         keep = list(range(count)) if choice["kind"] in TEXTS else subsample(choice["total"], count, choice["start"])
@@ -193,7 +207,7 @@ def _precompute(call, controls, max_states, max_bytes, max_seconds, reset_rng) -
                                    "start": keep.index(choice["start"]), "indices": keep})
     start_key = ",".join(str(c["start"]) for c in record["controls"])
     pool_index: dict[str, int] = {}
-    started, size = time.monotonic(), 0
+    size = 0
     for position in itertools.product(*[range(len(c["indices"])) for c in record["controls"]]):
         key = ",".join(map(str, position))
         kwargs = {c["name"]: choices[c["name"]]["values"][c["indices"][i]]
@@ -211,9 +225,9 @@ def _precompute(call, controls, max_states, max_bytes, max_seconds, reset_rng) -
         if size > max_bytes:
             return {**record, "states": {}, "pool": [], "note": (
                 f"its drawings pass {max_bytes / 2**20:.0f} MB, too much to store in the page")}
-        if time.monotonic() - started > max_seconds:
+        if time.process_time() - started > 2 * max_seconds:  # states far dearer than the first drawing
             return {**record, "states": {}, "pool": [], "note": (
-                f"precomputing its states took over {max_seconds:.0f} s")}
+                f"precomputing its states took over {2 * max_seconds:.0f} s of CPU")}
     return record
 
 
@@ -229,8 +243,9 @@ class Recorder:
     """Remembers each interactive drawing built in a cell; precomputes those that have been
     displayed once the cell is done (one built only to be checked costs nothing)."""
 
-    def __init__(self, folder: Path, max_states: int, max_seconds: float):
+    def __init__(self, folder: Path, max_states: int, max_seconds: float, page_seconds: float = PAGE_SECONDS):
         self.folder, self.max_states, self.max_seconds = Path(folder), max_states, max_seconds
+        self.page_left = page_seconds  # CPU seconds left for this lesson's widgets
         self.pending: list[tuple[str, object, dict]] = []
         self.shown: set[str] = set()
 
@@ -244,21 +259,25 @@ class Recorder:
         ready = [entry for entry in self.pending if entry[0] in self.shown]
         self.pending = [entry for entry in self.pending if entry[0] not in self.shown]
         for model_id, call, controls in ready:
-            started = time.monotonic()
-            record = precompute(call, controls, self.max_states, max_seconds=self.max_seconds)
-            record["seconds"] = round(time.monotonic() - started, 2)
+            started = time.process_time()
+            record = precompute(call, controls, self.max_states,
+                                max_seconds=max(0.0, min(self.max_seconds, self.page_left)))
+            spent = time.process_time() - started
+            self.page_left -= spent
+            record["seconds"] = round(spent, 2)  # CPU
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / f"{model_id}.json").write_text(json.dumps(record), encoding="utf-8")
 
 
-def install(folder, max_states: int = MAX_STATES, max_seconds: float = MAX_SECONDS, shell=None) -> Recorder:
+def install(folder, max_states: int = MAX_STATES, max_seconds: float = MAX_SECONDS, shell=None,
+            page_seconds: float = PAGE_SECONDS) -> Recorder:
     """Record every ``interactive_output`` and ``interactive`` from now on (in this kernel only)."""
     import functools
 
     import ipywidgets
     from ipywidgets.widgets import interaction
 
-    recorder = Recorder(Path(folder), max_states, max_seconds)
+    recorder = Recorder(Path(folder), max_states, max_seconds, page_seconds)
     original_output = interaction.interactive_output
 
     @functools.wraps(original_output)

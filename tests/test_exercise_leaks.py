@@ -11,6 +11,7 @@ import torch
 
 from attnflex_lab import exercises, functional, modules, ops, positional
 from attnflex_lab.exercises import ExerciseError, check, guard
+from attnflex_lab.kernels import flash
 from attnflex_lab.perf import flops as perf
 
 
@@ -21,9 +22,11 @@ def _one_thread(one_torch_thread):
     """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
 
 
-GUARDED_LESSONS = ("00", "01", "02", "05", "06")
+GUARDED_LESSONS = ("00", "01", "02", "05", "06", "07")
 NO_PACKAGE_TWIN = {"05.split_heads": "the package splits heads inline in MultiHeadAttention.forward",
-                   "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off"}
+                   "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off",
+                   "07.triton_online_update": "Triton loads in its own process: triton_interpreter_checks.py sees "
+                                              "run_update refuse triton_flash.online_update"}
 
 
 def _grad(fn, wrt, upstream):
@@ -67,7 +70,21 @@ LEAKS = {
         [x, gamma, torch.zeros_like(gamma)], g),
     "06.flops_per_token": lambda *args: perf.flops_per_token(*args),
     "06.mfu": lambda tps, fpt, peak: perf.mfu(tps, fpt, peak * 1e12),
+    "07.online_softmax_update": lambda m, l, x: flash.online_softmax_update(m, l, x),
+    "07.block_dv": lambda q, k, lse, g, s: _tile_by_flash(q, k, k.new_zeros(*k.shape[:-1], g.shape[-1]), lse,
+                                                          torch.zeros_like(g), g, s)[2],
+    "07.tile_backward": lambda *args: _tile_by_flash(*args),
 }
+
+
+def _tile_by_flash(q_i, k_j, v_j, lse_i, out_i, grad_out_i, scale):
+    """One tile of flash's own backward (``_BackwardState.tile``), as (dQ_I, dK_J, dV_J)."""
+    bq, bk = q_i.shape[-2], k_j.shape[-2]
+    state = flash._BackwardState(q=q_i * scale, k=k_j, v=v_j, grad_out=grad_out_i, lse=lse_i[..., None],
+                                 rho=(grad_out_i * out_i).sum(-1, keepdim=True), mask=None, causal=False, T=bq, S=bk)
+    grads = [torch.zeros_like(t) for t in (q_i, k_j, v_j)]
+    state.tile(0, bq, 0, bk, False, *grads)
+    return grads[0] * scale, grads[1], grads[2]
 
 
 def _mha_by_module(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask):

@@ -27,7 +27,8 @@ def test_answers_are_the_values_stored_with_the_asked_keys():
         assert len(stored) == 12, "keys within an example must be distinct"
         assert len(set(row_queries)) == 5 and all(stored[q] == a for q, a in zip(row_queries, row_answers, strict=True))
     assert pairs[..., 0].max() < 20 and pairs[..., 1].max() < 7
-    assert torch.equal(recall_pairs(task, 64, seed=3)[0], pairs) and not torch.equal(recall_pairs(task, 64, seed=4)[0], pairs)
+    assert torch.equal(recall_pairs(task, 64, seed=3)[0], pairs)
+    assert not torch.equal(recall_pairs(task, 64, seed=4)[0], pairs)
 
 
 @pytest.mark.parametrize(("fields", "message"), [

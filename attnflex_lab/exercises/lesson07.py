@@ -149,8 +149,8 @@ register(Exercise(
          "dQ_I = scale · dZ K_J, dK_J = scale · dZᵀ Q_I.",
     hints=("the softmax backward of lesson 02, dZ = P ⊙ (dP − rowsum(dP ⊙ P)), needs the whole row of P; "
            "the tile has only its columns J.",
-           "rowsum(dP ⊙ P)_i = Σ_j (dO_i · v_j) P_ij = dO_i · O_i: so ρ_I = (grad_out_i * out_i).sum(-1, keepdim=True), "
-           "from tensors of the whole row.",
+           "rowsum(dP ⊙ P)_i = Σ_j (dO_i · v_j) P_ij = dO_i · O_i: so "
+           "ρ_I = (grad_out_i * out_i).sum(-1, keepdim=True), from tensors of the whole row.",
            "P from lse_i; dV_J = Pᵀ dO_I; dP = dO_I V_Jᵀ; dZ = P ⊙ (dP − ρ_I); Z = scale · Q Kᵀ, so "
            "dQ_I = scale · dZ K_J and dK_J = scale · dZᵀ Q_I."),
     guards=(*_BACKWARD, f"{_HERE}:block_dv", f"{_HERE}:tile_backward"),

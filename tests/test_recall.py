@@ -3,7 +3,8 @@ their attention, and the sliding window sees exactly the last `window` pairs.
 
 Planted bugs these catch: answers gathered with the wrong index (values.gather(1, keys)), keys drawn with
 replacement (randint), a window one pair short (lo = S − window + 1), seeding after the model is built
-(the arms start from different weights), and the held-out set drawn with a training seed.
+(the arms start from different weights), and a held-out seed that a training batch also uses
+(held_out_seed = seed).
 """
 
 import dataclasses
@@ -57,6 +58,26 @@ def test_the_window_sees_exactly_the_last_pairs():
     assert not torch.allclose(recall.window_attention(q, k2, v, window=4), out)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_window_in_low_precision_is_as_close_to_fp64_as_sdpa(dtype):
+    gen = torch.Generator().manual_seed(1)
+    # rounded to dtype first, so the fp64 reference sees the same numbers and only the arithmetic differs
+    q, k, v = (torch.randn(2, 2, n, 16, generator=gen, dtype=torch.float64).to(dtype) for n in (8, 40, 40))
+    reference = recall.window_attention(q.double(), k.double(), v.double(), window=12)
+    sdpa_error = (torch.nn.functional.scaled_dot_product_attention(q, k[..., -12:, :], v[..., -12:, :]).double()
+                  - reference).abs().max()
+    ours = recall.window_attention(q, k, v, window=12)
+    assert ours.dtype == dtype and (ours.double() - reference).abs().max() <= 2 * sdpa_error + 1e-6
+
+
+def test_bad_window_inputs_are_named():
+    q, k = torch.randn(1, 3, 8), torch.randn(1, 5, 8)
+    with pytest.raises(ValueError, match="window must be a positive int, got 0"):
+        recall.window_attention(q, k, k, window=0)
+    with pytest.raises(ValueError, match=r"k \(1, 5, 8\) and v \(1, 4, 7\)"):
+        recall.window_attention(q, k, torch.randn(1, 4, 7), window=2)
+
+
 def test_the_arms_start_from_the_same_weights_and_differ_only_in_attention():
     cfg = recall.study_config("smoke")
     models = {name: recall.build_reader(name, cfg, seed=1) for name in recall.VARIANTS}
@@ -78,10 +99,10 @@ def test_a_window_wider_than_the_context_is_full_attention():
 
 
 def test_held_out_examples_are_not_training_batches():
-    cfg = recall.study_config("smoke")
-    held_out = recall_pairs(cfg.task, cfg.eval_size, seed=10**6)[0][:cfg.batch_size]
-    assert all(not torch.equal(held_out, recall_pairs(cfg.task, cfg.batch_size, seed=s)[0])
-               for s in range(cfg.steps))
+    cfg = recall.study_config("gpu")
+    training = {recall.batch_seed(seed, step) for seed in range(3) for step in range(cfg.steps)}
+    assert not {recall.held_out_seed(seed) for seed in range(3)} & training
+    assert len(training) == 3 * cfg.steps                      # no two runs or steps share a batch either
 
 
 def test_bad_variant_and_late_growth():

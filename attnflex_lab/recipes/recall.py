@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import check_attention_inputs
 from ..kernels import efficient
 from ..profiles import by_profile
 from ..tasks.recall import RecallConfig, recall_pairs
@@ -36,7 +37,11 @@ VARIANTS = ("full", "sliding window", "linear")
 
 def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
     """Sliding-window attention for questions asked after all S pairs: each of the M queries sees the
-    last ``window`` keys, as the last position of a causal sequence would. q (..., M, D) -> (..., M, Dv)."""
+    last ``window`` keys, as the last position of a causal sequence would. q (..., M, D) -> (..., M, Dv).
+    Equal to ``efficient.sliding_window_attention`` run for each query alone (bottom-right aligned)."""
+    check_attention_inputs(q, k, v)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive int, got {window!r}")
     lo = max(0, k.shape[-2] - window)
     return F.scaled_dot_product_attention(q, k[..., lo:, :], v[..., lo:, :])
 
@@ -116,12 +121,23 @@ def build_reader(variant: str, cfg: RecallStudyConfig, seed: int) -> RecallReade
     return RecallReader(cfg.task, cfg.d_model, cfg.n_heads, attention_fn)
 
 
+def batch_seed(seed: int, step: int) -> int:
+    """The training batch of ``step`` (the same for every arm of one seed)."""
+    return seed * 1_000_003 + step
+
+
+def held_out_seed(seed: int) -> int:
+    """The held-out examples' seed. Seed s trains on batch seeds s · 1,000,003 + step, so runs shorter than
+    10⁶ − 3 steps never draw it (tests/test_recall.py checks the lesson's seeds and budgets)."""
+    return 10**6 + seed
+
+
 def train_recall(variant: str, cfg: RecallStudyConfig, seed: int,
                  device: torch.device | str = "cpu") -> list[tuple[int, float]]:
     """Train one arm; return [(step, held-out recall accuracy)] every ``eval_every`` steps and at the end."""
     model = build_reader(variant, cfg, seed).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    held_out = [t.to(device) for t in recall_pairs(cfg.task, cfg.eval_size, seed=10**6 + seed)]
+    held_out = [t.to(device) for t in recall_pairs(cfg.task, cfg.eval_size, seed=held_out_seed(seed))]
     curve = []
     for step in range(cfg.steps + 1):
         if step % cfg.eval_every == 0 or step == cfg.steps:
@@ -129,7 +145,7 @@ def train_recall(variant: str, cfg: RecallStudyConfig, seed: int,
         if step == cfg.steps:
             break
         pairs, queries, answers = (t.to(device) for t in recall_pairs(cfg.task, cfg.batch_size,
-                                                                      seed=seed * 1_000_003 + step))
+                                                                      seed=batch_seed(seed, step)))
         loss = F.cross_entropy(model(pairs, queries).flatten(0, 1), answers.flatten())   # (B·M, n_values)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

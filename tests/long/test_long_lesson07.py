@@ -2,7 +2,9 @@
 seeds 0, 1, 2, with the notebook's asserts: exact attention > 0.95, linear attention below it by more than
 0.5 and on a plateau (grew < 0.05 over the last fifth), the sliding window below window / N + 0.05.
 
-About 5 min on one idle core (9 runs of 3,000 small steps).
+Measured (seeds 0, 1, 2): full 1.000 / 1.000 / 1.000; linear 0.208 / 0.200 / 0.210, grown by +0.005 / −0.001 /
+−0.001 over the last 600 steps; sliding window 0.270 / 0.263 / 0.281 (its share of pairs: 0.25).
+17.6 min on two cores shared with other jobs (load 8-15); one test trains one arm (70-190 s there).
 """
 
 import pytest

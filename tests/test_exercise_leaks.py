@@ -12,23 +12,26 @@ import torch
 from attnflex_lab import exercises, functional, metrics, modules, ops, positional
 from attnflex_lab.analysis import explain
 from attnflex_lab.exercises import ExerciseError, check, guard
+from attnflex_lab.kernels import flash
 from attnflex_lab.perf import flops as perf
 from attnflex_lab.tasks import timeseries
 from attnflex_lab.viz import images as viz_images
 
 
-# Lessons whose every exercise must carry a guard and appear below. TODO(issue 22): lessons 07–10
+# Lessons whose every exercise must carry a guard and appear below. TODO(issue 22): lessons 08–10
 # adopt the guard as their owners edit them (add guards=/no_autograd= and a LEAKS entry).
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
     """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
 
 
-GUARDED_LESSONS = ("00", "01", "02", "03", "04", "05", "06", "11", "12")
+GUARDED_LESSONS = ("00", "01", "02", "03", "04", "05", "06", "07", "11", "12")
 NO_PACKAGE_TWIN = {"05.split_heads": "the package splits heads inline in MultiHeadAttention.forward",
                    "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off",
                    "03.feature_map_to_regions": "RegionFeatures.forward flattens inline and adds p_t; lesson 03 "
                                                 "shows only its output above the exercise",
+                   "07.triton_online_update": "Triton loads in its own process: triton_interpreter_checks.py sees "
+                                              "run_update refuse triton_flash.online_update",
                    "12.head_contribution": "the package never forms one head's projection term: ablate_heads "
                                            "zeroes the head's slice before the projection"}
 
@@ -85,6 +88,10 @@ LEAKS = {
         [x, gamma, torch.zeros_like(gamma)], g),
     "06.flops_per_token": lambda *args: perf.flops_per_token(*args),
     "06.mfu": lambda tps, fpt, peak: perf.mfu(tps, fpt, peak * 1e12),
+    "07.online_softmax_update": lambda m, l, x: flash.online_softmax_update(m, l, x),
+    "07.block_dv": lambda q, k, lse, g, s: _tile_by_flash(q, k, k.new_zeros(*k.shape[:-1], g.shape[-1]), lse,
+                                                          torch.zeros_like(g), g, s)[2],
+    "07.tile_backward": lambda *args: _tile_by_flash(*args),
     "11.target_attention": lambda h, c, m: _target_attention_by_package(h, c, m),
     "11.candidate_gradient": lambda h, c, m, g: _grad(
         lambda c: _target_attention_by_package(h, c, m)[0], [c], g)[0],
@@ -101,6 +108,16 @@ LEAKS = {
 def _target_attention_by_package(history, candidate, mask):
     pooled, weights = functional.attention(candidate[:, None], history, history, mask=mask[:, None])
     return pooled[:, 0], weights[:, 0]                      # (B, 1, d) -> (B, d), (B, 1, L) -> (B, L)
+
+
+def _tile_by_flash(q_i, k_j, v_j, lse_i, out_i, grad_out_i, scale):
+    """One tile of flash's own backward (``_BackwardState.tile``), as (dQ_I, dK_J, dV_J)."""
+    bq, bk = q_i.shape[-2], k_j.shape[-2]
+    state = flash._BackwardState(q=q_i * scale, k=k_j, v=v_j, grad_out=grad_out_i, lse=lse_i[..., None],
+                                 rho=(grad_out_i * out_i).sum(-1, keepdim=True), mask=None, causal=False, T=bq, S=bk)
+    grads = [torch.zeros_like(t) for t in (q_i, k_j, v_j)]
+    state.tile(0, bq, 0, bk, False, *grads)
+    return grads[0] * scale, grads[1], grads[2]
 
 
 def _mha_by_module(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask):

@@ -219,6 +219,16 @@ def _block_dv_by_loop(q_i, k_j, lse_i, grad_out_i, scale):
     return out
 
 
+def _tile_by_surrogate_loss(q_i, k_j, v_j, lse_i, out_i, grad_out_i, scale):
+    """Autograd of ℒ = Σ_ij P_ij (dO_i·v_j − ρ_i), lse and ρ = rowsum(dO ⊙ O) held constant: ∂ℒ/∂z = P ⊙ (dP − ρ)."""
+    leaves = [t.clone().requires_grad_() for t in (q_i, k_j, v_j)]
+    with torch.enable_grad():
+        p = torch.exp(scale * leaves[0] @ leaves[1].transpose(-2, -1) - lse_i[..., None])
+        rho = (grad_out_i * out_i).sum(-1, keepdim=True)
+        loss = (p * (grad_out_i @ leaves[2].transpose(-2, -1) - rho)).sum()
+        return torch.autograd.grad(loss, leaves)
+
+
 def _switch_cost_by_loop(acc, switch_step, window):
     before = sum(float(acc[t]) for t in range(switch_step - window, switch_step)) / window
     after = sum(float(acc[t]) for t in range(switch_step, switch_step + window)) / window
@@ -353,6 +363,7 @@ REFERENCES = {
     "06.mfu": _mfu_from_achieved_tflops,
     "07.online_softmax_update": _online_update_in_log_space,
     "07.block_dv": _block_dv_by_loop,
+    "07.tile_backward": _tile_by_surrogate_loss,
     "07.triton_online_update": _triton_update_in_log_space,
     "08.switch_cost": _switch_cost_by_loop,
     "08.attention_shift": _js_bits_as_two_kls,
@@ -387,6 +398,8 @@ WRONG = {
     "07.triton_online_update": _triton_update_rescaled_late,               # α applied to the new terms too
     "07.block_dv": lambda q, k, lse, g, scale: (                          # the tile re-softmaxed alone
         torch.softmax(scale * q @ k.transpose(-2, -1), dim=-1).transpose(-2, -1) @ g),
+    "07.tile_backward": lambda q, k, v, lse, o, g, scale: _tile_by_surrogate_loss(   # ρ from the tile alone
+        q, k, v, lse, torch.exp(scale * q @ k.transpose(-2, -1) - lse[..., None]) @ v, g, scale),
     "08.switch_cost": lambda acc, s, w: acc[s:s + w].mean() - acc[s - w:s].mean(),  # the sign flipped
     "08.attention_shift": lambda p, q: _js_bits_as_two_kls(p, q) * math.log(2),     # nats, not bits
     "10.lora_forward": lambda x, w0, b0, a, b, alpha: (                   # scaled by α, not α / r

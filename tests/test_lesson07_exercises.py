@@ -51,3 +51,53 @@ def test_online_update_model_answer_is_finite_on_a_fully_masked_block():
     l = torch.tensor([0.0, 2.0], dtype=torch.float64)
     m_new, l_new = solution(m, l, torch.full((2, 3), float("-inf"), dtype=torch.float64))
     assert torch.equal(m_new, m) and torch.equal(l_new, l)
+
+
+# --- 07.tile_backward: the whole tile with ρ --------------------------------------------------------
+
+def _tile_with(rho_of, dk_scale=True):
+    """A tile backward whose ρ comes from ``rho_of(p, grad_p, grad_out_i, out_i)`` (planted bugs swap it)."""
+    def tile(q_i, k_j, v_j, lse_i, out_i, grad_out_i, scale):
+        p = torch.exp(scale * q_i @ k_j.transpose(-2, -1) - lse_i.unsqueeze(-1))
+        grad_p = grad_out_i @ v_j.transpose(-2, -1)
+        grad_z = p * (grad_p - rho_of(p, grad_p, grad_out_i, out_i))
+        grad_k = grad_z.transpose(-2, -1) @ q_i
+        return scale * grad_z @ k_j, scale * grad_k if dk_scale else grad_k, p.transpose(-2, -1) @ grad_out_i
+    return tile
+
+
+def test_tile_backward_written_out_passes():
+    right = _tile_with(lambda p, grad_p, grad_out_i, out_i: (grad_out_i * out_i).sum(-1, keepdim=True))
+    assert check("07.tile_backward", right).status == "correct"
+
+
+def test_tile_backward_with_the_tiles_own_rowsum_is_caught():
+    # lesson 02's rowsum(dP ⊙ P), taken over this tile's keys only: right for dV, wrong for dQ and dK
+    tile_rho = _tile_with(lambda p, grad_p, grad_out_i, out_i: (grad_p * p).sum(-1, keepdim=True))
+    with pytest.raises(ExerciseError, match=r"dV_J is right.*ρ_I = rowsum\(dO_I ⊙ O_I\)"):
+        check("07.tile_backward", tile_rho)
+
+
+def test_tile_backward_without_the_scale_in_dk_names_dk():
+    no_scale = _tile_with(lambda p, grad_p, grad_out_i, out_i: (grad_out_i * out_i).sum(-1, keepdim=True),
+                          dk_scale=False)
+    with pytest.raises(ExerciseError, match=r"dK_J: \d+ of \d+ entries differ") as caught:
+        check("07.tile_backward", no_scale)
+    assert "dQ_I:" not in str(caught.value) and "dV_J:" not in str(caught.value)
+
+
+def test_tile_backward_by_autograd_is_refused():
+    def by_autograd(q_i, k_j, v_j, lse_i, out_i, grad_out_i, scale):
+        leaves = [t.clone().requires_grad_() for t in (q_i, k_j, v_j)]
+        p = torch.exp(scale * leaves[0] @ leaves[1].transpose(-2, -1) - lse_i.unsqueeze(-1))
+        return torch.autograd.grad(p @ leaves[2], leaves, grad_out_i)   # ignores ρ too: refused before that
+
+    with pytest.raises(ExerciseError, match="autograd is off"):
+        check("07.tile_backward", by_autograd)
+
+
+def test_tile_backward_stub_is_not_attempted():
+    def stub(*args):
+        raise NotImplementedError
+
+    assert check("07.tile_backward", stub).status == "not attempted"

@@ -91,8 +91,35 @@ def test_bad_block_is_named():
 
 # --- the exercise: the kernel's online-softmax update ---------------------------------------------
 
-def test_model_answer_passes_the_check():
-    assert check("07.triton_online_update", tf.run_update(tf.online_update)).status == "correct"
+@triton.jit
+def learners_update(m_i, l_i, z):
+    m_new = tl.maximum(m_i, tl.max(z, 1))
+    ref = tl.where(m_new == float("-inf"), 0.0, m_new)
+    alpha = tl.exp(m_i - ref)
+    p = tl.exp(z - ref[:, None])
+    return m_new, l_i * alpha + tl.sum(p, 1), alpha, p
+
+
+def test_a_written_out_update_passes_the_check():
+    assert check("07.triton_online_update", tf.run_update(learners_update)).status == "correct"
+
+
+@triton.jit
+def calls_the_package(m_i, l_i, z):
+    return tf.online_update(m_i, l_i, z)
+
+
+@pytest.mark.parametrize("update", [tf.online_update, calls_the_package], ids=["itself", "a wrapper"])
+def test_the_packages_own_update_is_refused_and_restored(update):
+    with pytest.raises(ExerciseError, match="package's own implementation"):
+        check("07.triton_online_update", tf.run_update(update))
+    m, l = torch.full((16,), float("-inf")), torch.zeros(16)                 # nothing seen yet
+    z = torch.randn(16, 16, generator=torch.Generator().manual_seed(0))
+    m_new, l_new, _, _ = tf.run_update(learners_update)(m, l, z)          # the probe is usable again,
+    assert torch.allclose(m_new, z.amax(-1))                               # and so is the kernel:
+    q, k, v, _ = _inputs(20, 20)
+    out, _ = tf.triton_flash_forward(q, k, v, block_q=16, block_k=16)
+    assert torch.allclose(out, flash.tiled_forward(q, k, v, None, False, 16 ** -0.5, 16, 16)[0], atol=1e-5)
 
 
 def test_update_without_rescale_is_caught():

@@ -15,6 +15,8 @@ row gives zeros and lse = +∞. Accumulators m, ℓ and O are float32 whatever t
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -185,8 +187,9 @@ def run_update(update) -> callable:
         m32, l32, z32 = (t.to(device, torch.float32).contiguous() for t in (m, l, z))
         outs = [torch.empty_like(m32), torch.empty_like(l32), torch.empty_like(m32), torch.empty_like(z32)]
         try:
-            _update_probe_kernel[(1,)](m32, l32, z32, *outs, N, UPDATE=update, BLOCK_M=R,
-                                       BLOCK_N=max(MIN_BLOCK, triton.next_power_of_2(N)))
+            with _model_answer_switched_off():
+                _update_probe_kernel[(1,)](m32, l32, z32, *outs, N, UPDATE=update, BLOCK_M=R,
+                                           BLOCK_N=max(MIN_BLOCK, triton.next_power_of_2(N)))
         except Exception as err:                                # the interpreter wraps the learner's error
             if isinstance(err.__cause__, NotImplementedError) or "NotImplementedError" in str(err):
                 raise NotImplementedError from err
@@ -194,6 +197,36 @@ def run_update(update) -> callable:
         return tuple(t.to(z.device) for t in outs)
 
     return run
+
+
+# the exercise guard's words (exercises.guard.MARKER; kernels import nothing from exercises): check() reads them
+_REFUSED = "attnflex-lab exercise guard: the package's own implementation is switched off in this check"
+
+
+def _refuse(*args, **kwargs):
+    raise RuntimeError(_REFUSED)
+
+
+@contextlib.contextmanager
+def _model_answer_switched_off():
+    """In the interpreter, the package's ``online_update`` raises while the probe runs a learner's update, so
+    passing it (or a jit function that calls it) is refused. The interpreter runs each jit function from a
+    rewritten copy cached per function, so that cache entry is swapped. Compiled (on a GPU) nothing is swapped:
+    the check there is for learners who ran it in the interpreter first."""
+    if not INTERPRETED:
+        yield
+        return
+    cache, key = type(online_update).rewritten_fn, online_update.fn
+    missing = object()
+    saved = cache.get(key, missing)
+    cache[key] = _refuse
+    try:
+        yield
+    finally:
+        if saved is missing:
+            cache.pop(key, None)
+        else:
+            cache[key] = saved
 
 
 __all__ = ["INTERPRETED", "TritonFlashFunction", "online_update", "run_update", "triton_flash_attention",

@@ -38,7 +38,7 @@ class SwitchConfig:
     hold_steps: int = 100                 # steps of practice after criterion before the rule switches
     entropy_coef: float = 0.0             # pointer_entropy: loss + λ·H(attention)
     replay: float = 0.0                   # cued only: share of each batch drawn from earlier rules (with their cue)
-    metric_window: int = 10               # w for switch cost and the perseveration window
+    metric_window: int = 10               # w for switch cost and the perseveration window (steps)
     recovery_window: int = 5              # trailing window for recovery_steps
     probe_size: int = 256                 # fixed held-out examples per phase for attention and retention
     seed: int = 0
@@ -190,7 +190,7 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks, live) -> RunResult:
             acc.append(float((choice == batch.target).float().mean()))
             on_target.append(float(weights.detach().gather(1, batch.target[:, None]).mean()))
             phase_of.append(p)
-            if p > 0 and i < cfg.metric_window:
+            if p > 0 and i < 3 * cfg.metric_window:   # room for the window after the first negative feedback
                 post_choices.append((choice, batch.lure, batch.target))
             if cfg.family == "pointer_reset" and p > 0 and not reset_done and i >= 2 \
                     and np.mean(acc[-3:]) < cfg.criterion - 0.3:
@@ -219,16 +219,18 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks, live) -> RunResult:
         probe_acc.append(float((choice_p == probe.target).float().mean()))
         probe_on.append(M.attention_on_target(w_after.numpy(), probe.target.numpy()))
         if p > 0:
-            choices = torch.cat([c for c, _, _ in post_choices]).numpy()
-            old_t = torch.cat([o for _, o, _ in post_choices]).numpy()
-            new_t = torch.cat([n for _, _, n in post_choices]).numpy()
+            choices = torch.stack([c for c, _, _ in post_choices]).numpy()       # (steps, B)
+            old_t = torch.stack([o for _, o, _ in post_choices]).numpy()         # (steps, B)
+            new_t = torch.stack([n for _, _, n in post_choices]).numpy()         # (steps, B)
+            persev_count, persev_rate = M.perseverative_errors(choices, old_t, new_t, cfg.metric_window)
             old_choice, _ = _predict(model, old_probe)
             s = switch_steps[-1]
             switches.append({
                 "from_rule": prev_rule, "to_rule": rule,
                 "switch_cost": M.switch_cost(acc, s, cfg.metric_window),
                 "recovery_steps": M.recovery_steps(acc, s, 0.95, cfg.recovery_window),
-                "perseverative_rate": M.perseverative_rate(choices, old_t, new_t),
+                "perseverative_rate": persev_rate,      # after the first negative feedback (steps t₀+1 … t₀+w)
+                "perseverative_errors": persev_count,
                 "retention": M.retention((old_choice == old_probe.target).numpy()),
                 "attention_shift": M.attention_shift(w_before.numpy(), w_after.numpy()),
             })

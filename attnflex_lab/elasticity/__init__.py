@@ -2,7 +2,8 @@
 
     tasks       seeded card tasks: setting A (pick the matching candidate) and B (WCST streams)
     bayes       the exact Bayes-optimal observer for setting B, and a brute-force reference
-    metrics     switch cost, recovery, perseveration, retention, savings, attention shift (pure)
+    variants    setting B as the WCST has it: a chooser's choices, right/wrong feedback, criterion switches
+    metrics     switch cost, recovery, perseveration, retention, savings, attention shift, excess errors (pure)
     shifts      ID/ED/reversal shifts: dimensional attention vs the same MLP with uniform attention vs a pointer
     shift_runs  the shift experiment over families and seeds (mean, 95 % CI), ED-cost sweeps, the widget grid
     models      setting A choosers: attention pointers, MLP and GRU baselines, the shared-scorer control

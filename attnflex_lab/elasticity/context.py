@@ -21,7 +21,7 @@ from torch import nn
 from ..modules import TransformerBlock
 from .bayes import bayes_observer
 from .experiment import single_thread
-from .metrics import perseverative_rate, set_loss_rate
+from .metrics import excess_errors_by_lag, perseverative_rate, set_loss_rate
 from .tasks import N_FEATURES, N_VALUES, wcst_stream
 
 TOKEN_WIDTH = 2 * N_FEATURES * N_VALUES + N_VALUES + 1  # card_t, card_{t-1}, a_{t-1}, "first trial" flag
@@ -143,6 +143,7 @@ class ContextCurve:
     observer_perseverative_rate: float = float("nan")  # the same share for the observer's argmax guesses
     model_set_loss_rate: float = float("nan")     # errors after >= 3 correct in a row under the current rule
     observer_set_loss_rate: float = float("nan")  # the same for the observer (its errors there are bad luck)
+    excess_errors: list[float] | None = None      # model's error rate − observer's, at each lag
 
 
 @torch.no_grad()
@@ -188,4 +189,5 @@ def evaluate_context(model: ContextTransformer, *, n: int = 2000, hazard: float 
     obs_rate = perseverative_rate(obs_pred[early].numpy(), old_answer[early].numpy(), s.answers[early].numpy())
     since = s.since_switch.numpy()
     return ContextCurve(lags, model_acc, obs_acc, rate, counts, float(right.mean()), float(obs.mean()), obs_rate,
-                        set_loss_rate(right.numpy() > 0, since), set_loss_rate(obs.numpy() > 0, since))
+                        set_loss_rate(right.numpy() > 0, since), set_loss_rate(obs.numpy() > 0, since),
+                        excess_errors_by_lag(right.numpy(), obs.numpy(), since, max_lag).tolist())

@@ -110,6 +110,24 @@ def perseverative_errors(choice, old_target, new_target, window: int) -> tuple[i
     return int(old.sum()), (float(old.sum() / errors.sum()) if errors.any() else float("nan"))
 
 
+def errors_by_lag(correct, since_switch, max_lag: int) -> np.ndarray:
+    """Error rate 1 − mean(correct) over the trials k = 0..max_lag trials after a switch (NaN where none).
+
+    ``correct`` (expected accuracy per trial, in [0, 1]) and ``since_switch`` are same-shape arrays."""
+    c, since = np.asarray(correct, dtype=float), np.asarray(since_switch)
+    if c.shape != since.shape:
+        raise ValueError(f"correct {c.shape} and since_switch {since.shape} must have one shape")
+    return np.array([1.0 - c[since == k].mean() if (since == k).any() else np.nan for k in range(max_lag + 1)])
+
+
+def excess_errors_by_lag(model_correct, observer_correct, since_switch, max_lag: int) -> np.ndarray:
+    """Errors in excess of the Bayes observer at each lag k: err_model(k) − err_observer(k), same trials.
+
+    Positive where the learner errs more than the best possible learner would have on those trials; the
+    observer's own errors (at a switch nobody can know yet) are subtracted out."""
+    return errors_by_lag(model_correct, since_switch, max_lag) - errors_by_lag(observer_correct, since_switch, max_lag)
+
+
 def set_loss_rate(correct, since_switch, run: int = 3) -> float:
     """The WCST's set-loss errors: the share of errors among trials that follow >= ``run`` correct answers
     in a row under the current rule (the learner had the rule, then lost it).

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from .bayes import ObserverResult, condition, observer_result, switch_prior
+from .metrics import errors_by_lag
 from .tasks import N_FEATURES, N_VALUES
 
 FEEDBACK_KINDS = ("answer", "right_wrong")
@@ -192,4 +193,18 @@ def brute_force_variant(stream: ChoiceStream, b: int = 0) -> torch.Tensor:
                     streak = 0 if due else streak
             joint[cards[t][seq[t]]] += p
         out[t] = joint / joint.sum()
+    return out
+
+
+def variant_name(cfg: VariantConfig) -> str:
+    return f"{cfg.feedback.replace('_', '/')} feedback, {cfg.switch} switches"
+
+
+def observer_errors_by_lag(cfgs, *, n: int = 2000, length: int = 40, max_lag: int = 6, seed: int = 0) -> dict:
+    """{variant name: the Bayes observer's error rate at lags 0..max_lag} on streams an ε-greedy observer
+    chose in (ε = 0.1), one set of draws per variant."""
+    out = {}
+    for cfg in cfgs:
+        s = choice_stream(n, length, cfg, gen=torch.Generator().manual_seed(seed))
+        out[variant_name(cfg)] = errors_by_lag(variant_observer(s).correct, s.since_switch, max_lag)
     return out

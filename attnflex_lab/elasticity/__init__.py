@@ -8,7 +8,7 @@
     shift_runs  the shift experiment over families and seeds (mean, 95 % CI), ED-cost sweeps, the widget grid
     models      setting A choosers: attention pointers, MLP and GRU baselines, the shared-scorer control
     experiment  one model through a rule schedule, to criterion, with per-switch metrics
-    context     setting B: a causal transformer over trial tokens, trained and scored vs the observer
+    context     setting B: a causal transformer over trial tokens, scored vs the observer, its attention read
     bishara     the attentional-updating model (Bishara et al. 2010): r, p, d, f fitted by likelihood of choices
     serial      learning to switch: metrics by switch index over 12+ switches
     switching   run_switching(): either setting, sized by the profile, over seeds, mean ± 95 % CI

@@ -48,7 +48,7 @@ def _simulated(n, length, seed=0):
 
 
 def test_fit_recovers_known_parameters_from_simulated_choices(one_torch_thread):
-    true, s = _simulated(120, 20)
+    true, s = _simulated(80, 20)
     fit = fit_bishara(s.cards, s.choices, s.right, starts=((0.5, 0.5, 2.0, 0.5),), profile=())
     got = fit.params
     assert abs(got.r - 0.3) < 0.1 and abs(got.p - 0.8) < 0.1 and abs(got.d - 4.0) < 1.5 and abs(got.f - 1.5) < 0.5, got

@@ -9,6 +9,7 @@ met, then one JSON line. Seconds are wall-clock on this machine, whatever else i
     .venv/bin/python benchmarks/bench_elasticity.py --profile gpu --context-seeds 5
     .venv/bin/python benchmarks/bench_elasticity.py --only-shifts      # the ID/ED table alone (~1 min)
     .venv/bin/python benchmarks/bench_elasticity.py --only-variants    # WCST variants, the Bishara fit
+    .venv/bin/python benchmarks/bench_elasticity.py --only-lr-grid     # setting A on one learning-rate grid
 """
 
 from __future__ import annotations
@@ -106,6 +107,23 @@ def serial_table(profile: str, seeds: int, n_switches: int) -> dict:
     return out
 
 
+SETTING_A_LRS = (1e-3, 3e-3, 1e-2)   # one learning-rate grid for every setting-A family (issue 20 §3)
+
+
+def lr_grid_table(profile: str, seeds: int) -> dict:
+    """Setting A with every family on one learning-rate grid: recovery steps, mean ± 95 % CI over seeds."""
+    out = {}
+    print(f"\nsetting A on one learning-rate grid: recovery steps after a switch, {seeds} seeds, mean ± 95% CI")
+    print(f"{'family':<22}" + "".join(f"{f'lr {lr:g}':>18}" for lr in SETTING_A_LRS))
+    table = {lr: run_switching("weights", profile_name=profile, seeds=seeds, lr=lr).summary["families"]
+             for lr in SETTING_A_LRS}
+    for fam in FAMILIES:
+        cells = [table[lr][fam]["recovery_steps"] for lr in SETTING_A_LRS]
+        print(f"{fam:<22}" + "".join(f"{c['mean']:>10.1f} ± {(c['ci95'] or 0):<5.1f}" for c in cells))
+        out[fam] = {f"{lr:g}": c for lr, c in zip(SETTING_A_LRS, cells, strict=True)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu")
@@ -116,11 +134,16 @@ def main() -> None:
     parser.add_argument("--only-serial", action="store_true", help="the serial-switch (learning to switch) table")
     parser.add_argument("--only-variants", action="store_true",
                         help="setting B's WCST variants: observer errors by lag, the attentional-updating fit")
+    parser.add_argument("--only-lr-grid", action="store_true",
+                        help="setting A: every family's recovery at each learning rate of one grid")
     parser.add_argument("--switches", type=int, default=12, help="switches in the serial schedule")
     args = parser.parse_args()
     print(f"profile={args.profile} cpus={os.cpu_count()} torch={torch.__version__} python={platform.python_version()}")
     if args.only_serial:
         print(json.dumps(json_safe({"serial": serial_table(args.profile, args.seeds, args.switches)})))
+        return
+    if args.only_lr_grid:
+        print(json.dumps(json_safe({"lr_grid": lr_grid_table(args.profile, args.seeds)})))
         return
     if args.only_variants:
         print(json.dumps(json_safe({"wcst_variants": wcst_variants(args.profile)})))

@@ -39,6 +39,7 @@ class ContextConfig:
     lr: float = 2e-3          # AdamW peak learning rate (cosine decay after a short warm-up)
     warmup: int = 100         # linear warm-up steps
     embed: str = "mlp"        # token embedding: "mlp" (per-token MLP) or "linear" (the ablation)
+    arch: str = "transformer"  # "transformer" (causal attention over the trials) or "gru" (a recurrent state)
     seed: int = 0
 
 
@@ -82,6 +83,31 @@ class ContextTransformer(nn.Module):
         return self.head(self.ln_f(x))                 # (B, T, C) -> (B, T, 4)
 
 
+class ContextGRU(nn.Module):
+    """The same trial tokens (B, T, 29) -> answer logits (B, T, 4) through a GRU: no attention, one state
+    carried from trial to trial (the recurrent learner beside the transformer). ``n_layers`` GRU layers."""
+
+    def __init__(self, cfg: ContextConfig):
+        super().__init__()
+        self.cfg = cfg
+        C = cfg.d_model
+        self.embed = nn.Sequential(nn.Linear(TOKEN_WIDTH, 2 * C), nn.GELU(), nn.Linear(2 * C, C))
+        self.gru = nn.GRU(C, C, num_layers=cfg.n_layers, batch_first=True)
+        self.head = nn.Linear(C, N_VALUES)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 3 or tokens.shape[-1] != TOKEN_WIDTH:
+            raise ValueError(f"tokens must have shape (B, T, {TOKEN_WIDTH}), got {tuple(tokens.shape)}")
+        h, _ = self.gru(self.embed(tokens))            # (B, T, 29) -> (B, T, C) -> (B, T, C)
+        return self.head(h)                            # (B, T, C) -> (B, T, 4)
+
+
+def build_context_model(cfg: ContextConfig) -> nn.Module:
+    if cfg.arch not in ("transformer", "gru"):
+        raise ValueError(f"arch must be 'transformer' or 'gru', got {cfg.arch!r}")
+    return ContextTransformer(cfg) if cfg.arch == "transformer" else ContextGRU(cfg)
+
+
 def _lr(step: int, cfg: ContextConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -105,7 +131,7 @@ def _train_context(cfg: ContextConfig, progress, device: torch.device, live
                    ) -> tuple[ContextTransformer, list[float]]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(10_000 + cfg.seed)
-    model = ContextTransformer(cfg).to(device)
+    model = build_context_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     losses = []
     if live is not None:

@@ -8,6 +8,8 @@ met, then one JSON line. Seconds are wall-clock on this machine, whatever else i
     .venv/bin/python benchmarks/bench_elasticity.py                       # cpu profile, 5 seeds, B: 3 seeds
     .venv/bin/python benchmarks/bench_elasticity.py --profile gpu --context-seeds 5
     .venv/bin/python benchmarks/bench_elasticity.py --only-shifts      # the ID/ED table alone (~1 min)
+    .venv/bin/python benchmarks/bench_elasticity.py --only-variants    # WCST variants, the Bishara fit
+    .venv/bin/python benchmarks/bench_elasticity.py --only-lr-grid     # setting A on one learning-rate grid
 """
 
 from __future__ import annotations
@@ -20,29 +22,46 @@ import time
 
 import torch
 
-from attnflex_lab.elasticity.bishara import attentional_updating, fit_attentional_updating
+from attnflex_lab.elasticity.bishara import BisharaChooser, BisharaParams, fit_bishara
 from attnflex_lab.elasticity.cli import json_safe
 from attnflex_lab.elasticity.models import FAMILIES
 from attnflex_lab.elasticity.serial import SERIAL_FAMILIES, run_serial, summarise_serial
 from attnflex_lab.elasticity.shift_runs import run_shift_experiment, sweep_ed_cost
 from attnflex_lab.elasticity.shifts import SHIFT_FAMILIES, SHIFT_KINDS
-from attnflex_lab.elasticity.switching import context_config, run_switching
-from attnflex_lab.elasticity.tasks import wcst_stream
+from attnflex_lab.elasticity.switching import run_switching
+from attnflex_lab.elasticity.variants import (
+    FEEDBACK_KINDS,
+    SWITCH_KINDS,
+    VariantConfig,
+    choice_stream,
+    observer_errors_by_lag,
+)
+from attnflex_lab.profiles import by_profile
 
 SHOWN = ("switch_cost", "recovery_steps", "perseverative_rate", "retention", "savings", "attention_shift",
          "pre_switch_accuracy", "on_target_after_recovery")
 
 
-def attentional_updating_curve(profile: str, lags: list[int]) -> dict:
-    """Bishara et al.'s attentional-updating model, (λ, f) fitted on 1,000 streams, scored by lag on
-    the 2,000 held-out streams evaluate_context uses (seed 123)."""
-    cfg = context_config(0, profile)
-    fit = wcst_stream(1000, cfg.length, cfg.hazard, gen=torch.Generator().manual_seed(7))
-    rate, focus, _ = fit_attentional_updating(fit.cards, fit.answers)
-    test = wcst_stream(2000, cfg.length, cfg.hazard, gen=torch.Generator().manual_seed(123))
-    _, correct = attentional_updating(test.cards, test.answers, rate, focus)
-    return {"rate": rate, "focus": focus,
-            "accuracy": [round(float(correct[test.since_switch == k].mean()), 4) for k in lags]}
+def wcst_variants(profile: str) -> dict:
+    """Setting B as the WCST has it: the Bayes observer's errors by lag for each feedback × switch variant,
+    and Bishara et al.'s four parameters fitted by likelihood to simulated choices (right/wrong feedback,
+    a switch after 6 correct in a row), with 95 % profile-likelihood intervals."""
+    cfgs = [VariantConfig(feedback=f, switch=w) for f in FEEDBACK_KINDS for w in SWITCH_KINDS]
+    errors = observer_errors_by_lag(cfgs, n=2000)
+    print("\nBayes observer's error rate by trials since a switch (2,000 streams of 40, h 0.05, N 6)")
+    for name, err in errors.items():
+        print(f"{name:<42}" + "".join(f"{x:>7.3f}" for x in err))
+    true = BisharaParams(r=0.3, p=0.8, d=4.0, f=1.5)
+    n = by_profile(smoke=40, cpu=100, gpu=200, profile_name=profile)
+    s = choice_stream(n, 40, cfgs[3], chooser=BisharaChooser(true, n), gen=torch.Generator().manual_seed(0))
+    t0 = time.perf_counter()
+    fit = fit_bishara(s.cards, s.choices, s.right)
+    print(f"attentional updating fitted to {fit.n_choices} simulated choices ({time.perf_counter() - t0:.0f} s): "
+          + ", ".join(f"{k} {getattr(fit.params, k):.3f} [{lo:.3f}, {hi:.3f}] (true {getattr(true, k)})"
+                      for k, (lo, hi) in fit.intervals.items()))
+    return {"observer_errors_by_lag": {k: v.round(4).tolist() for k, v in errors.items()},
+            "bishara_true": true.vector().tolist(), "bishara_fit": fit.params.vector().round(4).tolist(),
+            "bishara_intervals": {k: [round(lo, 4), round(hi, 4)] for k, (lo, hi) in fit.intervals.items()}}
 
 
 SHIFT_LRS = (3e-3, 1e-2)   # one grid for every family
@@ -88,6 +107,23 @@ def serial_table(profile: str, seeds: int, n_switches: int) -> dict:
     return out
 
 
+SETTING_A_LRS = (1e-3, 3e-3, 1e-2)   # one learning-rate grid for every setting-A family (issue 20 §3)
+
+
+def lr_grid_table(profile: str, seeds: int) -> dict:
+    """Setting A with every family on one learning-rate grid: recovery steps, mean ± 95 % CI over seeds."""
+    out = {}
+    print(f"\nsetting A on one learning-rate grid: recovery steps after a switch, {seeds} seeds, mean ± 95% CI")
+    print(f"{'family':<22}" + "".join(f"{f'lr {lr:g}':>18}" for lr in SETTING_A_LRS))
+    table = {lr: run_switching("weights", profile_name=profile, seeds=seeds, lr=lr).summary["families"]
+             for lr in SETTING_A_LRS}
+    for fam in FAMILIES:
+        cells = [table[lr][fam]["recovery_steps"] for lr in SETTING_A_LRS]
+        print(f"{fam:<22}" + "".join(f"{c['mean']:>10.1f} ± {(c['ci95'] or 0):<5.1f}" for c in cells))
+        out[fam] = {f"{lr:g}": c for lr, c in zip(SETTING_A_LRS, cells, strict=True)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu")
@@ -96,11 +132,21 @@ def main() -> None:
     parser.add_argument("--skip-context", action="store_true")
     parser.add_argument("--only-shifts", action="store_true", help="the ID/ED/reversal table and sweeps alone")
     parser.add_argument("--only-serial", action="store_true", help="the serial-switch (learning to switch) table")
+    parser.add_argument("--only-variants", action="store_true",
+                        help="setting B's WCST variants: observer errors by lag, the attentional-updating fit")
+    parser.add_argument("--only-lr-grid", action="store_true",
+                        help="setting A: every family's recovery at each learning rate of one grid")
     parser.add_argument("--switches", type=int, default=12, help="switches in the serial schedule")
     args = parser.parse_args()
     print(f"profile={args.profile} cpus={os.cpu_count()} torch={torch.__version__} python={platform.python_version()}")
     if args.only_serial:
         print(json.dumps(json_safe({"serial": serial_table(args.profile, args.seeds, args.switches)})))
+        return
+    if args.only_lr_grid:
+        print(json.dumps(json_safe({"lr_grid": lr_grid_table(args.profile, args.seeds)})))
+        return
+    if args.only_variants:
+        print(json.dumps(json_safe({"wcst_variants": wcst_variants(args.profile)})))
         return
     shifts = shifts_table(args.profile, args.seeds)
     if args.only_shifts:
@@ -133,14 +179,11 @@ def main() -> None:
         print(f"{'transformer':<22}" + "".join(f"{x:>7.3f}" for x in s["model_accuracy"]))
         print(f"{'  ± 95% CI':<22}" + "".join(f"{(x or 0):>7.3f}" for x in s["model_accuracy_ci95"]))
         print(f"{'Bayes observer':<22}" + "".join(f"{x:>7.3f}" for x in s["observer_accuracy"]))
-        au = attentional_updating_curve(args.profile, s["trials_since_switch"])
-        print(f"{'attentional updating':<22}" + "".join(f"{x:>7.3f}" for x in au["accuracy"])
-              + f"   (λ={au['rate']}, f={au['focus']:g}, fitted on other streams)")
         print(f"model perseverative rate (lags 1-4, after the switch's feedback): {s['model_perseverative_rate']:.3f}")
         print(f"target (cpu): ≥ 0.8 at 5 trials after a switch: {s['model_accuracy'][5]:.3f}")
         gap = max(o - m for m, o in zip(s["model_accuracy"][3:], s["observer_accuracy"][3:], strict=True))
         print(f"target (gpu): within 0.05 of the observer from 3 trials on: largest gap {gap:.3f}")
-        out.update(setting_b=s, setting_b_seconds=round(b_seconds, 1), attentional_updating=au)
+        out.update(setting_b=s, setting_b_seconds=round(b_seconds, 1), wcst_variants=wcst_variants(args.profile))
     print(json.dumps(json_safe(out)))
 
 

@@ -153,3 +153,30 @@ def test_set_loss_rate_known_answers():
     assert math.isnan(M.set_loss_rate([1, 1, 0], [0, 1, 2]))
     with pytest.raises(ValueError, match="one shape"):
         M.set_loss_rate([1, 0], [0, 1, 2])
+
+
+def test_perseverative_errors_start_after_the_first_negative_feedback():
+    # one trial per step: old answer 1, new answer 0
+    choice = [1, 1, 2, 1, 0, 1, 0]
+    old, new = [1] * 7, [0] * 7
+    # first error at step 0: counted steps 1..3 -> choices 1, 2, 1: 2 old-rule errors of 3 errors
+    assert M.perseverative_errors(choice, old, new, window=3) == (2, pytest.approx(2 / 3))
+    # right at first: the first negative feedback is at step 2, so steps 3..4 count (1 old, 0 right)
+    count, rate = M.perseverative_errors([0, 0, 1, 1, 0, 1], [1] * 6, [0] * 6, window=2)
+    assert (count, rate) == (1, 1.0)
+    # the window is cut at the end of what was recorded
+    assert M.perseverative_errors([1, 1], [1, 1], [0, 0], window=5)[0] == 1
+
+
+def test_perseverative_errors_on_batches_and_without_errors():
+    # (steps, batch): step 0 all right, step 1 has one error (negative feedback), steps 2..3 count
+    choice = np.array([[0, 0], [1, 0], [1, 1], [2, 0]])
+    old, new = np.ones((4, 2), int), np.zeros((4, 2), int)
+    # counted: [1, 1] (2 old-rule errors) and [2, 0] (1 other error): 2 of 3
+    assert M.perseverative_errors(choice, old, new, window=2) == (2, pytest.approx(2 / 3))
+    count, rate = M.perseverative_errors(np.zeros((3, 2), int), old[:3], new[:3], window=2)
+    assert count == 0 and math.isnan(rate)           # no negative feedback: nothing is perseverative
+    with pytest.raises(ValueError, match="one shape"):
+        M.perseverative_errors([0, 1], [1], [0, 1], window=2)
+    with pytest.raises(ValueError, match="window"):
+        M.perseverative_errors([0, 1], [1, 1], [0, 1], window=0)

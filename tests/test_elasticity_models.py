@@ -103,6 +103,24 @@ def test_context_transformer_is_causal():
         model(torch.zeros(1, 9, 29))
 
 
+def test_context_gru_is_causal_and_the_arch_is_checked():
+    from attnflex_lab.elasticity.context import ContextGRU, build_context_model
+
+    torch.manual_seed(0)
+    model = build_context_model(ContextConfig(length=8, d_model=16, arch="gru"))
+    assert isinstance(model, ContextGRU)
+    s = wcst_stream(2, 8, 0.2, gen=torch.Generator().manual_seed(5))
+    tok = trial_tokens(s.cards, s.answers)
+    later = tok.clone()
+    later[:, 5:] = torch.rand_like(later[:, 5:])
+    torch.testing.assert_close(model(later)[:, :5], model(tok)[:, :5])
+    assert not torch.allclose(model(later)[:, 5:], model(tok)[:, 5:])
+    with pytest.raises(ValueError, match="arch"):
+        build_context_model(ContextConfig(arch="lstm"))
+    with pytest.raises(ValueError, match=r"\(B, T, 29\)"):
+        model(torch.zeros(1, 4, 28))
+
+
 def test_plots_return_axes_with_the_data():
     acc = np.r_[np.ones(20), np.zeros(5), np.ones(20)]
     ax = P.plot_switch_curve(acc, [20], window=5, recovery_window=1)

@@ -97,32 +97,6 @@ def test_observer_bad_input():
         bayes_observer(torch.zeros(2, 5, 3, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long), 0.1)
 
 
-# --- the attentional-updating baseline (Bishara et al. 2010, full feedback) -----------------------
-
-def test_attentional_updating_with_full_rate_and_focus_one_is_bayes_without_switches():
-    from attnflex_lab.elasticity.bishara import attentional_updating
-
-    s = wcst_stream(200, 12, 0.0, gen=torch.Generator().manual_seed(8))
-    attn, correct = attentional_updating(s.cards, s.answers, rate=1.0, focus=1.0)
-    bayes = bayes_observer(s.cards, s.answers, 0.0)
-    torch.testing.assert_close(attn, bayes.prior)
-    torch.testing.assert_close(correct, bayes.correct)
-
-
-def test_attentional_updating_shifts_after_a_switch_and_checks_its_input():
-    from attnflex_lab.elasticity.bishara import attentional_updating, fit_attentional_updating
-
-    s = wcst_stream(500, 40, 0.05, gen=torch.Generator().manual_seed(9))
-    _, correct = attentional_updating(s.cards, s.answers, rate=0.5, focus=1.0)
-    assert correct[s.since_switch == 5].mean() > 0.9 > correct[s.since_switch == 0].mean()
-    rate, focus, acc = fit_attentional_updating(s.cards, s.answers, rates=(0.2, 0.8), focuses=(0.0, 1.0))
-    assert (rate, focus) in {(0.2, 0.0), (0.2, 1.0), (0.8, 0.0), (0.8, 1.0)} and 0 < acc <= 1
-    with pytest.raises(ValueError, match="rate"):
-        attentional_updating(s.cards, s.answers, rate=0.0)
-    with pytest.raises(ValueError, match="focus"):
-        attentional_updating(s.cards, s.answers, rate=0.5, focus=-1.0)
-
-
 def test_perseveration_counts_only_errors_after_the_switch_trials_feedback():
     from attnflex_lab.elasticity.context import perseveration_mask
 

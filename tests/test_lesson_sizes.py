@@ -15,7 +15,6 @@ LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 MAX_CELLS, MAX_WORDS = 55, 3_000
 # Over the limits today (issue 22 item 1 stays open for them): split or trim each, then drop it here.
 EXEMPT = {
-    "08_attention_elasticity.ipynb": "issue 22 item 1: over 3,000 words after issue 20's ID/ED sections",
     "09_training_recipes_and_robustness.ipynb": "issue 22 item 1: 3,190 words after issue 21's proper scores",
 }
 

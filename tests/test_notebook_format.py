@@ -18,7 +18,8 @@ def test_there_are_notebooks():
 
 # A lesson split into sittings keeps its number; its parts sort in reading order (issue 22).
 SPLIT_LESSONS = {"05": ["05_building_a_transformer.ipynb", "05_using_a_transformer.ipynb"],
-                 "07": ["07_flash_attention.ipynb", "07_kernels_and_variants.ipynb"]}
+                 "07": ["07_flash_attention.ipynb", "07_kernels_and_variants.ipynb"],
+                 "08": ["08_attention_elasticity_by_training.ipynb", "08_attention_elasticity_in_context.ipynb"]}
 
 
 def test_numbers_are_unique_and_start_at_00():

@@ -57,11 +57,26 @@ def bayes_observer(cards: torch.Tensor, answers: torch.Tensor, hazard: float) ->
         pred = torch.einsum("br,brv->bv", pi, match_value[:, t])                 # (B, 3),(B, 3, 4) -> (B, 4)
         preds.append(pred)
         like = (cards[:, t] == answers[:, t, None]).double()                     # (B, 3): 1 if rule fits
-        post = pi * like                                                         # (B, 3)
-        z = post.sum(-1, keepdim=True)                                           # (B, 1)
-        # impossible feedback (z = 0) cannot happen in a stream drawn from the task; keep the prior
-        post = torch.where(z > 0, post / z.clamp_min(1e-300), pi)
-        pi = (1 - hazard) * post + (hazard / 2) * (1 - post)                     # (B, 3)
+        pi = switch_prior(condition(pi, like), hazard)                           # (B, 3)
+    return observer_result(priors, preds, answers)
+
+
+def condition(pi: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """post(r) ∝ π(r) · like(r), rows (B, 3). Feedback no rule explains (z = 0) cannot happen in a
+    stream drawn from the task; the prior is kept then."""
+    post = pi * like                                                             # (B, 3)
+    z = post.sum(-1, keepdim=True)                                               # (B, 1)
+    return torch.where(z > 0, post / z.clamp_min(1e-300), pi)
+
+
+def switch_prior(post: torch.Tensor, hazard) -> torch.Tensor:
+    """π' = (1 − h) · post + (h / 2) · (1 − post): a switch, with probability h, to either other rule.
+    ``hazard``: a float, or a (B, 1) tensor (1 where a switch is certain, 0 where none can happen)."""
+    return (1 - hazard) * post + (hazard / 2) * (1 - post)
+
+
+def observer_result(priors: list, preds: list, answers: torch.Tensor) -> ObserverResult:
+    """Stack per-trial beliefs and predictions; score the argmax guess against ``answers`` (ties split)."""
     prior = torch.stack(priors, 1)                                               # (B, T, 3)
     predictive = torch.stack(preds, 1)                                           # (B, T, 4)
     best = predictive >= predictive.amax(-1, keepdim=True) - 1e-12               # (B, T, 4) argmax set

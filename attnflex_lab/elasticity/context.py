@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modules import TransformerBlock
+from ..modules import TransformerBlock, run_with_cache
 from .bayes import bayes_observer
 from .experiment import single_thread
-from .metrics import perseverative_rate, set_loss_rate
+from .metrics import excess_errors_by_lag, perseverative_rate, set_loss_rate
 from .tasks import N_FEATURES, N_VALUES, wcst_stream
 
 TOKEN_WIDTH = 2 * N_FEATURES * N_VALUES + N_VALUES + 1  # card_t, card_{t-1}, a_{t-1}, "first trial" flag
@@ -39,6 +39,7 @@ class ContextConfig:
     lr: float = 2e-3          # AdamW peak learning rate (cosine decay after a short warm-up)
     warmup: int = 100         # linear warm-up steps
     embed: str = "mlp"        # token embedding: "mlp" (per-token MLP) or "linear" (the ablation)
+    arch: str = "transformer"  # "transformer" (causal attention over the trials) or "gru" (a recurrent state)
     seed: int = 0
 
 
@@ -82,6 +83,31 @@ class ContextTransformer(nn.Module):
         return self.head(self.ln_f(x))                 # (B, T, C) -> (B, T, 4)
 
 
+class ContextGRU(nn.Module):
+    """The same trial tokens (B, T, 29) -> answer logits (B, T, 4) through a GRU: no attention, one state
+    carried from trial to trial (the recurrent learner beside the transformer). ``n_layers`` GRU layers."""
+
+    def __init__(self, cfg: ContextConfig):
+        super().__init__()
+        self.cfg = cfg
+        C = cfg.d_model
+        self.embed = nn.Sequential(nn.Linear(TOKEN_WIDTH, 2 * C), nn.GELU(), nn.Linear(2 * C, C))
+        self.gru = nn.GRU(C, C, num_layers=cfg.n_layers, batch_first=True)
+        self.head = nn.Linear(C, N_VALUES)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 3 or tokens.shape[-1] != TOKEN_WIDTH:
+            raise ValueError(f"tokens must have shape (B, T, {TOKEN_WIDTH}), got {tuple(tokens.shape)}")
+        h, _ = self.gru(self.embed(tokens))            # (B, T, 29) -> (B, T, C) -> (B, T, C)
+        return self.head(h)                            # (B, T, C) -> (B, T, 4)
+
+
+def build_context_model(cfg: ContextConfig) -> nn.Module:
+    if cfg.arch not in ("transformer", "gru"):
+        raise ValueError(f"arch must be 'transformer' or 'gru', got {cfg.arch!r}")
+    return ContextTransformer(cfg) if cfg.arch == "transformer" else ContextGRU(cfg)
+
+
 def _lr(step: int, cfg: ContextConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -105,7 +131,7 @@ def _train_context(cfg: ContextConfig, progress, device: torch.device, live
                    ) -> tuple[ContextTransformer, list[float]]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(10_000 + cfg.seed)
-    model = ContextTransformer(cfg).to(device)
+    model = build_context_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     losses = []
     if live is not None:
@@ -143,6 +169,7 @@ class ContextCurve:
     observer_perseverative_rate: float = float("nan")  # the same share for the observer's argmax guesses
     model_set_loss_rate: float = float("nan")     # errors after >= 3 correct in a row under the current rule
     observer_set_loss_rate: float = float("nan")  # the same for the observer (its errors there are bad luck)
+    excess_errors: list[float] | None = None      # model's error rate − observer's, at each lag
 
 
 @torch.no_grad()
@@ -188,4 +215,56 @@ def evaluate_context(model: ContextTransformer, *, n: int = 2000, hazard: float 
     obs_rate = perseverative_rate(obs_pred[early].numpy(), old_answer[early].numpy(), s.answers[early].numpy())
     since = s.since_switch.numpy()
     return ContextCurve(lags, model_acc, obs_acc, rate, counts, float(right.mean()), float(obs.mean()), obs_rate,
-                        set_loss_rate(right.numpy() > 0, since), set_loss_rate(obs.numpy() > 0, since))
+                        set_loss_rate(right.numpy() > 0, since), set_loss_rate(obs.numpy() > 0, since),
+                        excess_errors_by_lag(right.numpy(), obs.numpy(), since, max_lag).tolist())
+
+
+# --- reading the transformer's attention after a switch ----------------------------------------------
+
+def window_mass(patterns: torch.Tensor, start: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """Attention from trial ``query`` onto the tokens start..query, per layer, averaged over heads.
+
+    patterns (L, B, H, T, T), start and query (B,) long -> (L, B). Token j carries the feedback of trial
+    j − 1, so with start = s + 1 the window holds the evidence of trials s … query − 1."""
+    if patterns.dim() != 5 or patterns.shape[-1] != patterns.shape[-2]:
+        raise ValueError(f"patterns must be (L, B, H, T, T), got {tuple(patterns.shape)}")
+    L, B, H, T, _ = patterns.shape
+    if start.shape != (B,) or query.shape != (B,):
+        raise ValueError(f"start {tuple(start.shape)} and query {tuple(query.shape)} must both be ({B},)")
+    rows = patterns.permute(1, 3, 0, 2, 4)[torch.arange(B), query]             # (B, L, H, T): the query's row
+    keys = torch.arange(T)
+    inside = (keys >= start[:, None]) & (keys <= query[:, None])               # (B, T)
+    return (rows * inside[:, None, None]).sum(-1).mean(-1).T                   # (B, L, H) -> (B, L) -> (L, B)
+
+
+@torch.no_grad()
+def post_switch_attention(model: ContextTransformer, *, n: int = 1000, max_lag: int = 5, seed: int = 321) -> dict:
+    """Attention on post-switch evidence by lag, against a no-switch control (so recency is ruled out).
+
+    Each stream has one switch, at a trial s drawn so that s + max_lag fits; its control has the same
+    cards and no switch (the first rule throughout). At lag k the query is trial s + k and the window
+    tokens s+1 … s+k, which carry the feedback of trials s … s+k−1: under the switch that evidence
+    contradicts the old rule, in the control it does not, and the positions are the same in both.
+    Returns {"lag": [1..max_lag], "switch": (L, lags), "control": (L, lags)} (means over streams)."""
+    T = model.cfg.length
+    if not 1 <= max_lag <= T - 3:
+        raise ValueError(f"max_lag must be in 1..{T - 3} for streams of {T} trials, got {max_lag}")
+    gen = torch.Generator().manual_seed(seed)
+    s = wcst_stream(n, T, 0.0, gen=gen)                                        # cards and a first rule, no switch
+    switch_at = torch.randint(2, T - max_lag, (n,), generator=gen)             # (B,)
+    step = torch.randint(1, N_FEATURES, (n,), generator=gen)
+    new_rule = (s.rules[:, 0] + step) % N_FEATURES                             # (B,)
+    after = torch.arange(T)[None, :] >= switch_at[:, None]                     # (B, T)
+    rules = torch.where(after, new_rule[:, None], s.rules)                     # (B, T)
+    answers = s.cards.gather(2, rules.unsqueeze(-1)).squeeze(-1)               # (B, T)
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = {"lag": list(range(1, max_lag + 1))}
+    for name, ans in (("switch", answers), ("control", s.answers)):
+        _, cache = run_with_cache(model, trial_tokens(s.cards, ans).to(device))
+        patterns = cache.patterns().cpu()                                      # (L, B, H, T, T)
+        out[name] = torch.stack([window_mass(patterns, switch_at + 1, switch_at + k).mean(1)
+                                 for k in out["lag"]], 1).numpy()              # (L, lags)
+    model.train(was)
+    return out

@@ -38,7 +38,9 @@ class SwitchConfig:
     hold_steps: int = 100                 # steps of practice after criterion before the rule switches
     entropy_coef: float = 0.0             # pointer_entropy: loss + λ·H(attention)
     replay: float = 0.0                   # cued only: share of each batch drawn from earlier rules (with their cue)
-    metric_window: int = 10               # w for switch cost and the perseveration window
+    reset_lr_matched: bool = False        # pointer_reset only: after the reset, scale every step to the size
+    #                                       Adam without the reset would have taken (the LR-matched control)
+    metric_window: int = 10               # w for switch cost and the perseveration window (steps)
     recovery_window: int = 5              # trailing window for recovery_steps
     probe_size: int = 256                 # fixed held-out examples per phase for attention and retention
     seed: int = 0
@@ -53,6 +55,8 @@ class SwitchConfig:
         if self.replay and not self.family.startswith("pointer_cued"):
             raise ValueError("replay needs a cued model: uncued, an old rule's examples carry wrong answers "
                              "for the new rule")
+        if self.reset_lr_matched and self.family != "pointer_reset":
+            raise ValueError(f"reset_lr_matched is an option of pointer_reset, not of {self.family}")
         if self.min_phase_steps < max(self.criterion_window, self.metric_window, self.recovery_window):
             raise ValueError("min_phase_steps must cover the criterion, metric and recovery windows")
 
@@ -126,6 +130,46 @@ class UpdateNorm:
         self._last = now
 
 
+class ShadowAdam:
+    """Adam's moments as they would have been without a reset, to size the reset learner's steps.
+
+    At the reset it copies the optimizer's state; each later step it updates those moments with the same
+    gradients (m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²) and returns the norm of the step they would give,
+    ‖η m̂ / (√v̂ + ε)‖ over all parameters. Rescaling the reset learner's actual step to that norm leaves
+    the reset only one effect: the step's *direction* (and per-weight sizes), not its overall length.
+    """
+
+    def __init__(self, opt: torch.optim.Adam):
+        group = opt.param_groups[0]
+        self.lr, (self.b1, self.b2), self.eps = group["lr"], group["betas"], group["eps"]
+        self.state = {p: {k: (v.clone() if torch.is_tensor(v) else v) for k, v in opt.state[p].items()}
+                      for p in group["params"] if p in opt.state}
+
+    @torch.no_grad()
+    def step_norm(self) -> float:
+        total = 0.0
+        for p, st in self.state.items():
+            if p.grad is None:
+                continue
+            st["step"] = st["step"] + 1
+            st["exp_avg"].mul_(self.b1).add_(p.grad, alpha=1 - self.b1)
+            st["exp_avg_sq"].mul_(self.b2).addcmul_(p.grad, p.grad, value=1 - self.b2)
+            t = float(st["step"])
+            m_hat, v_hat = st["exp_avg"] / (1 - self.b1 ** t), st["exp_avg_sq"] / (1 - self.b2 ** t)
+            total += float((self.lr * m_hat / (v_hat.sqrt() + self.eps)).pow(2).sum())
+        return total ** 0.5
+
+
+@torch.no_grad()
+def _rescale_step(params: list, before: list, norm: float) -> None:
+    """Move each parameter back along its step so that the whole step has length ``norm``."""
+    steps = [p - b for p, b in zip(params, before, strict=True)]
+    length = float(torch.sqrt(sum((d * d).sum() for d in steps)))
+    if length > 0:
+        for p, b, d in zip(params, before, steps, strict=True):
+            p.copy_(b + d * (norm / length))
+
+
 @contextmanager
 def single_thread():
     """Run torch on one CPU thread inside the block, then restore the caller's setting.
@@ -180,7 +224,7 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks, live) -> RunResult:
             switch_steps.append(len(acc))
             _, w_before = _predict(model, probe)            # the old habit on the new rule's probe
             old_probe = _probe(prev_rule, rule, cfg, salt=100 + p)  # old rule, lure = new rule
-        start, post_choices, reset_done, hit_at = len(acc), [], False, None
+        start, post_choices, reset_done, hit_at, shadow = len(acc), [], False, None, None
         for i in range(cfg.max_phase_steps):
             batch = switch_batch(cfg.batch_size, rule, prev_rule, k=cfg.k, gen=gen)
             rule_t = torch.full((len(batch),), rule, dtype=torch.long)
@@ -190,10 +234,11 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks, live) -> RunResult:
             acc.append(float((choice == batch.target).float().mean()))
             on_target.append(float(weights.detach().gather(1, batch.target[:, None]).mean()))
             phase_of.append(p)
-            if p > 0 and i < cfg.metric_window:
+            if p > 0 and i < 3 * cfg.metric_window:   # room for the window after the first negative feedback
                 post_choices.append((choice, batch.lure, batch.target))
             if cfg.family == "pointer_reset" and p > 0 and not reset_done and i >= 2 \
                     and np.mean(acc[-3:]) < cfg.criterion - 0.3:
+                shadow = ShadowAdam(opt) if cfg.reset_lr_matched else None
                 opt.state.clear()                # forget Adam's moments: the old gradients' scale and drift
                 reset_done, resets = True, resets + 1
             loss = F.cross_entropy(logits, batch.target) + replay_loss
@@ -201,7 +246,12 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks, live) -> RunResult:
                 loss = loss + cfg.entropy_coef * -(weights * weights.clamp_min(1e-12).log()).sum(-1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            if shadow is not None:               # the LR-matched reset: Adam's step, at no-reset Adam's length
+                norm, before = shadow.step_norm(), [q.detach().clone() for q in model.parameters()]
+                opt.step()
+                _rescale_step(list(model.parameters()), before, norm)
+            else:
+                opt.step()
             state.step += 1
             _hook(callbacks, "on_step_end", state)
             if progress is not None:
@@ -219,16 +269,18 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks, live) -> RunResult:
         probe_acc.append(float((choice_p == probe.target).float().mean()))
         probe_on.append(M.attention_on_target(w_after.numpy(), probe.target.numpy()))
         if p > 0:
-            choices = torch.cat([c for c, _, _ in post_choices]).numpy()
-            old_t = torch.cat([o for _, o, _ in post_choices]).numpy()
-            new_t = torch.cat([n for _, _, n in post_choices]).numpy()
+            choices = torch.stack([c for c, _, _ in post_choices]).numpy()       # (steps, B)
+            old_t = torch.stack([o for _, o, _ in post_choices]).numpy()         # (steps, B)
+            new_t = torch.stack([n for _, _, n in post_choices]).numpy()         # (steps, B)
+            persev_count, persev_rate = M.perseverative_errors(choices, old_t, new_t, cfg.metric_window)
             old_choice, _ = _predict(model, old_probe)
             s = switch_steps[-1]
             switches.append({
                 "from_rule": prev_rule, "to_rule": rule,
                 "switch_cost": M.switch_cost(acc, s, cfg.metric_window),
                 "recovery_steps": M.recovery_steps(acc, s, 0.95, cfg.recovery_window),
-                "perseverative_rate": M.perseverative_rate(choices, old_t, new_t),
+                "perseverative_rate": persev_rate,      # after the first negative feedback (steps t₀+1 … t₀+w)
+                "perseverative_errors": persev_count,
                 "retention": M.retention((old_choice == old_probe.target).numpy()),
                 "attention_shift": M.attention_shift(w_before.numpy(), w_after.numpy()),
             })

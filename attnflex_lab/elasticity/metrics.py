@@ -82,6 +82,52 @@ def perseverative_rate(choice, old_target, new_target) -> float:
     return float((errors & (c == o)).sum() / errors.sum())
 
 
+def perseverative_errors(choice, old_target, new_target, window: int) -> tuple[int, float]:
+    """Perseverative errors as the WCST counts them: only after the first negative feedback under the new rule.
+
+    ``choice``, ``old_target``, ``new_target``: same-shape integer arrays ``(S, ...)`` whose axis 0 is the
+    steps after the switch, in order (a step is one trial, or a batch of trials answered before one
+    update). The feedback after step t is negative when any of its answers is wrong; with t₀ the first
+    such step, the counted steps are t₀+1 … t₀+``window`` (what exists of them). Before t₀'s feedback,
+    keeping the old rule is not yet perseveration: nothing has said it is wrong.
+
+    Returns (count, rate): the errors there that pick the old rule's answer, #{c ≠ new, c = old}, and
+    their share of all errors there (NaN with no errors, or no negative feedback at all).
+    """
+    c, o, n = (np.asarray(x) for x in (choice, old_target, new_target))
+    if not (c.shape == o.shape == n.shape) or c.ndim < 1:
+        raise ValueError(f"choice {c.shape}, old_target {o.shape} and new_target {n.shape} must have one shape "
+                         "(S, ...) with steps first")
+    if not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be a positive int, got {window!r}")
+    wrong = (c != n).reshape(len(c), -1)                       # (S, trials per step)
+    negative = np.nonzero(wrong.any(1))[0]
+    if not len(negative):
+        return 0, float("nan")
+    counted = slice(negative[0] + 1, negative[0] + 1 + window)
+    errors = wrong[counted]
+    old = (c == o).reshape(len(c), -1)[counted] & errors
+    return int(old.sum()), (float(old.sum() / errors.sum()) if errors.any() else float("nan"))
+
+
+def errors_by_lag(correct, since_switch, max_lag: int) -> np.ndarray:
+    """Error rate 1 − mean(correct) over the trials k = 0..max_lag trials after a switch (NaN where none).
+
+    ``correct`` (expected accuracy per trial, in [0, 1]) and ``since_switch`` are same-shape arrays."""
+    c, since = np.asarray(correct, dtype=float), np.asarray(since_switch)
+    if c.shape != since.shape:
+        raise ValueError(f"correct {c.shape} and since_switch {since.shape} must have one shape")
+    return np.array([1.0 - c[since == k].mean() if (since == k).any() else np.nan for k in range(max_lag + 1)])
+
+
+def excess_errors_by_lag(model_correct, observer_correct, since_switch, max_lag: int) -> np.ndarray:
+    """Errors in excess of the Bayes observer at each lag k: err_model(k) − err_observer(k), same trials.
+
+    Positive where the learner errs more than the best possible learner would have on those trials; the
+    observer's own errors (at a switch nobody can know yet) are subtracted out."""
+    return errors_by_lag(model_correct, since_switch, max_lag) - errors_by_lag(observer_correct, since_switch, max_lag)
+
+
 def set_loss_rate(correct, since_switch, run: int = 3) -> float:
     """The WCST's set-loss errors: the share of errors among trials that follow >= ``run`` correct answers
     in a row under the current rule (the learner had the rule, then lost it).

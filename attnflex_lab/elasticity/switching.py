@@ -136,8 +136,7 @@ def run_switching(setting: str = "weights", *, profile_name: str = "cpu", seeds:
                                        for h in (M.mean_ci(model_acc[:, j])[1] for j in range(model_acc.shape[1]))],
                "observer_accuracy": [round(float(x), 4) for x in np.nanmean([c.observer for c in runs], 0)],
                # errors in excess of the Bayes observer's at each lag: (1 − model) − (1 − observer)
-               "model_excess_error": [round(float(x), 4) for x in
-                                      np.nanmean([np.subtract(c.observer, c.model) for c in runs], 0)],
+               "model_excess_error": [round(float(x), 4) for x in np.nanmean([c.excess_errors for c in runs], 0)],
                "model_perseverative_rate": round(float(np.nanmean([c.model_perseverative_rate for c in runs])), 4),
                "observer_perseverative_rate":
                    round(float(np.nanmean([c.observer_perseverative_rate for c in runs])), 4),

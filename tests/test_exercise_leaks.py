@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from attnflex_lab import exercises, functional, modules, ops, positional
+from attnflex_lab import adapt, exercises, functional, metrics, modules, ops, positional
+from attnflex_lab.analysis import robustness
 from attnflex_lab.exercises import ExerciseError, check, guard
 from attnflex_lab.perf import flops as perf
 
@@ -21,7 +22,7 @@ def _one_thread(one_torch_thread):
     """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
 
 
-GUARDED_LESSONS = ("00", "01", "02", "05", "06")
+GUARDED_LESSONS = ("00", "01", "02", "05", "06", "09", "10")
 NO_PACKAGE_TWIN = {"05.split_heads": "the package splits heads inline in MultiHeadAttention.forward",
                    "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off"}
 
@@ -67,7 +68,39 @@ LEAKS = {
         [x, gamma, torch.zeros_like(gamma)], g),
     "06.flops_per_token": lambda *args: perf.flops_per_token(*args),
     "06.mfu": lambda tps, fpt, peak: perf.mfu(tps, fpt, peak * 1e12),
+    "09.expected_calibration_error": lambda p, y, n: torch.tensor(
+        metrics.expected_calibration_error(p, y, n_bins=n), dtype=p.dtype),
+    "09.project_l2": lambda delta, eps: robustness.project_l2(delta, eps),
+    "10.lora_forward": lambda x, w0, b0, a, b, alpha: _lora_by_module(x, w0, b0, a, b, alpha),
+    "10.merge_lora": lambda w0, a, b, alpha: _merged_by_module(w0, a, b, alpha),
+    "10.prefix_decomposition": lambda *args: adapt.prefix_decomposition(*args),
 }
+
+
+def _lora_qkv(w0, b0, a, b, alpha):
+    """The package's LoRAQKV holding W0, A, B in its q slice, zero-padded to a square width."""
+    (c_out, c_in), r = w0.shape, a.shape[0]
+    width = max(c_out, c_in, r)
+    base = torch.nn.Linear(width, 3 * width, dtype=w0.dtype)
+    layer = adapt.LoRAQKV(base, adapt.LoRAConfig(rank=r, alpha=alpha, targets=("q",)))
+    with torch.no_grad():
+        for t in (base.weight, base.bias, layer.lora_A["q"], layer.lora_B["q"]):
+            t.zero_()
+        base.weight[:c_out, :c_in], base.bias[:c_out] = w0, b0
+        layer.lora_A["q"][:, :c_in], layer.lora_B["q"][:c_out] = a, b
+    return layer, width
+
+
+@torch.no_grad()
+def _lora_by_module(x, w0, b0, a, b, alpha):
+    layer, width = _lora_qkv(w0, b0, a, b, alpha)
+    return layer(torch.nn.functional.pad(x, (0, width - x.shape[-1])))[:, :w0.shape[0]]
+
+
+def _merged_by_module(w0, a, b, alpha):
+    layer, _ = _lora_qkv(w0, torch.zeros(w0.shape[0], dtype=w0.dtype), a, b, alpha)
+    layer.merge()
+    return layer.base.weight[:w0.shape[0], :w0.shape[1]].detach().clone()
 
 
 def _mha_by_module(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask):

@@ -25,7 +25,7 @@ from torch import nn
 from .adapters import Adapted, AdapterConfig, Bottleneck, add_adapters
 from .freeze import PARTS, count_parameters, freeze, part_parameters, trainable_parameters, unfreeze
 from .lora import LoRAConfig, LoRAQKV, add_lora, lora_layers, merge_lora, unmerge_lora
-from .prefix import KVPrefix, PrefixConfig, add_prefix
+from .prefix import KVPrefix, PrefixConfig, add_prefix, prefix_decomposition
 
 PEFT_METHODS = ("lora", "adapter", "prefix")  # new parameters, the base frozen
 METHODS = ("full", "linear_probe", "freeze_attention", "freeze_mlp", *PEFT_METHODS)
@@ -60,4 +60,4 @@ def prepare(model: nn.Module, method: str, cfg=None, *, train_head: bool = False
 __all__ = ["METHODS", "PARTS", "PEFT_METHODS", "AdapterConfig", "Adapted", "Bottleneck", "KVPrefix",
            "LoRAConfig", "LoRAQKV", "PrefixConfig", "add_adapters", "add_lora", "add_prefix",
            "count_parameters", "freeze", "lora_layers", "merge_lora", "part_parameters", "prepare",
-           "trainable_parameters", "unfreeze", "unmerge_lora"]
+           "prefix_decomposition", "trainable_parameters", "unfreeze", "unmerge_lora"]

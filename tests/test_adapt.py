@@ -166,7 +166,7 @@ def test_prefix_keys_and_values_are_read_by_every_query(backend, causal):
 def test_prefix_decomposition_mixes_back_to_attention_over_the_concatenation():
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, n, d, generator=gen, dtype=torch.float64) for n, d in ((5, 4), (7, 4), (7, 3)))
-    prefix_k, prefix_v = torch.randn(3, 4, generator=gen, dtype=torch.float64), torch.randn(3, 3, generator=gen, dtype=torch.float64)
+    prefix_k, prefix_v = (torch.randn(3, d, generator=gen, dtype=torch.float64) for d in (4, 3))
     gate, prefix_out, base_out = adapt.prefix_decomposition(q, k, v, prefix_k, prefix_v, 0.5)
     out, _ = functional.attention(q, torch.cat([prefix_k.expand(2, -1, -1), k], 1),
                                   torch.cat([prefix_v.expand(2, -1, -1), v], 1), scale=0.5)

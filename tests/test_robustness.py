@@ -68,17 +68,21 @@ def test_pgd_stays_in_the_ball_and_beats_fgsm_on_a_curved_loss():
 
 def test_project_l2_is_the_nearest_point_of_the_ball_per_example():
     gen = torch.Generator().manual_seed(0)
-    delta = torch.randn(6, 2, 3, generator=gen, dtype=torch.float64) * torch.tensor([0, .1, .5, 1, 2, 4.]).view(-1, 1, 1)
+    lengths_wanted = torch.tensor([0, .1, .5, 1, 2, 4.], dtype=torch.float64).view(-1, 1, 1)
+    delta = torch.randn(6, 2, 3, generator=gen, dtype=torch.float64) * lengths_wanted
     eps = 0.8
     got = project_l2(delta, eps)
     lengths = delta.flatten(1).norm(dim=1)
     assert torch.equal(got[lengths <= eps], delta[lengths <= eps])                     # inside: unchanged
-    torch.testing.assert_close(got.flatten(1).norm(dim=1)[lengths > eps], torch.full((int((lengths > eps).sum()),), eps, dtype=torch.float64))
+    outside = got.flatten(1).norm(dim=1)[lengths > eps]
+    torch.testing.assert_close(outside, torch.full_like(outside, eps))                 # outside: onto the sphere
     # nearest: no other point of the ball, sampled, is closer to delta than the projection
     cand = torch.randn(500, 2, 3, generator=gen, dtype=torch.float64)
-    cand = cand / cand.flatten(1).norm(dim=1).view(-1, 1, 1) * eps * torch.rand(500, 1, 1, generator=gen, dtype=torch.float64)
+    radii = eps * torch.rand(500, 1, 1, generator=gen, dtype=torch.float64)
+    cand = cand / cand.flatten(1).norm(dim=1).view(-1, 1, 1) * radii
     for n in range(len(delta)):
-        assert (delta[n] - got[n]).norm() <= (delta[n] - cand).flatten(1).norm(dim=1).min() + 1e-12
+        nearest_sampled = (delta[n] - cand).flatten(1).norm(dim=1).min()
+        assert (delta[n] - got[n]).norm() <= nearest_sampled + 1e-12
 
 
 def test_l2_pgd_stays_in_the_l2_ball_and_raises_the_loss():

@@ -62,8 +62,9 @@ def project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
     radius ε: δ · ε / ‖δ‖₂; inside, δ itself. Together: δ · min(1, ε / ‖δ‖₂) (δ = 0 stays 0).
     """
     if not isinstance(delta, torch.Tensor) or not delta.is_floating_point() or delta.dim() == 0:
-        raise TypeError(f"delta must be a floating-point tensor with a batch dim, got "
-                        f"{getattr(delta, 'dtype', type(delta).__name__)} of shape {tuple(getattr(delta, 'shape', ()))}")
+        what = getattr(delta, "dtype", type(delta).__name__)
+        raise TypeError(f"delta must be a floating-point tensor with a batch dim, got {what} "
+                        f"of shape {tuple(getattr(delta, 'shape', ()))}")
     if not (isinstance(eps, (int, float)) and 0 <= eps < float("inf")):
         raise ValueError(f"eps must be a finite number >= 0 (the L2 radius), got {eps!r}")
     norms = _per_example_norm(delta)                                   # (N, 1, ..., 1)

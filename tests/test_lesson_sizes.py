@@ -19,7 +19,6 @@ EXEMPT = {
     "04_alignment_in_seq2seq.ipynb": "issue 22 item 1: 57 cells with issue 21's full-budget curves",
     "07_efficient_attention.ipynb": "issue 22 item 1: 63 cells, 4,143 words with issue 24's IO model and Triton",
     "08_attention_elasticity.ipynb": "issue 22 item 1: over 3,000 words after issue 20's ID/ED sections",
-    "09_training_recipes_and_robustness.ipynb": "issue 22 item 1: 3,190 words after issue 21's proper scores",
     "12_reading_and_shipping.ipynb": "issue 22 item 1: 3,375 words after issue 21's faithfulness controls",
 }
 

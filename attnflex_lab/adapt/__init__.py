@@ -8,7 +8,9 @@ Each method wraps the lab's own modules in place, copying none of them:
 
 and ``freeze.py`` freezes parts of a model (attention, MLPs, all but the head) and counts what is
 left to train. Lesson 10's experiments: ``transfer.py`` (reverse -> rotate, method by method, with
-retention and the per-head attention shift) and ``multitask.py`` (a task token vs separate models).
+retention and the per-head attention shift), ``sweeps.py`` (every method over seeds and step budgets,
+LoRA's rank × targets grid) and ``multitask.py`` (a task token vs separate models). ``prefix.py`` also
+holds the prefix identity (``prefix_decomposition``: a gated mix of two attentions, He et al. 2022).
 ``prepare(model, method)`` freezes and adds parameters for every method lesson 10 compares::
 
     prepare(model, "lora", LoRAConfig(rank=4))    # base frozen, only A and B train

@@ -2,16 +2,17 @@
 asserts where models train (cpu and gpu), at the gpu profile's sizes (``sizes_for(task, "gpu")``
 with the notebook's gpu overrides), seeds 0-2.
 
-- warm-up (section 2; gpu: 6 layers, 600 steps, lr 3e-2): a post-LN encoder with a warm-up learns
-  reverse on every seed; without one it fails (test token accuracy < 0.5) on at least half the seeds
-  and on more seeds than pre-LN does;
+- warm-up (section 2; gpu: 6 layers, length 12, 600 steps, lr 3e-2): a pre-LN encoder learns reverse
+  with and without a warm-up (token accuracy ≥ 0.95). The cpu claim that a warm-up rescues post-LN
+  does NOT hold at this size: measured seed 0, post-LN with a warm-up 0.10 (chance), pre-LN 1.00
+  with and 1.00 without (about 50 s each on two shared cores); the notebook asserts the post-LN
+  claims in cpu only and states the gpu numbers. No test here asserts that post-LN must fail;
 - adversarial training (section 6; gpu: 1,500 steps, ε = 0.1): FGSM- and PGD-trained digits models
   gain more than 0.1 PGD accuracy over the standard one (means over seeds), and the PGD-trained
   model pays some clean accuracy.
 
-Time: not measured end to end on this machine (estimated 30-40 min on two busy cores: 9 encoder
-runs of 600 steps and 9 digits runs of 1,500, PGD training the costliest); see the report for what
-was run.
+Time: not measured end to end (the adversarial part, 9 digits runs of 1,500 steps with PGD training
+the costliest, has not been run; estimated 20-30 min on two busy cores).
 """
 
 import functools
@@ -25,7 +26,7 @@ from tests.learning import SEEDS
 pytestmark = [pytest.mark.long, pytest.mark.usefixtures("one_torch_thread")]
 
 HIGH_LR, LAYERS, SCHEDULE_STEPS, DIGIT_STEPS, EPS = 3e-2, 6, 600, 1500, 0.1   # the notebook's gpu values
-SCHEDULES = {"post-LN warm": (False, SCHEDULE_STEPS // 5), "post-LN cold": (False, 0), "pre-LN cold": (True, 0)}
+SCHEDULES = {"pre-LN warm": (True, SCHEDULE_STEPS // 5), "pre-LN cold": (True, 0)}
 ADVERSARIAL = {"standard": Variant("standard"), "FGSM-trained": Variant("FGSM-trained", adversarial="fgsm", eps=EPS),
                "PGD-trained": Variant("PGD-trained", adversarial="pgd", eps=EPS)}
 
@@ -49,14 +50,9 @@ def _adversarial(name: str, seed: int) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_post_ln_with_a_warm_up_learns_reverse_at_a_high_lr(seed):
-    assert _schedule("post-LN warm", seed) >= 0.5
-
-
-def test_without_warm_up_post_ln_fails_on_most_seeds_and_more_often_than_pre_ln():
-    fails = {name: sum(_schedule(name, s) < 0.5 for s in SEEDS) for name in ("post-LN cold", "pre-LN cold")}
-    print(fails)
-    assert fails["post-LN cold"] >= max(fails["pre-LN cold"] + 1, (len(SEEDS) + 1) // 2), fails
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_pre_ln_learns_reverse_at_a_high_lr_with_and_without_warm_up(schedule, seed):
+    assert _schedule(schedule, seed) >= 0.95
 
 
 def test_adversarial_training_buys_robust_accuracy_for_clean_accuracy():

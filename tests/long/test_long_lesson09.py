@@ -2,11 +2,12 @@
 asserts where models train (cpu and gpu), at the gpu profile's sizes (``sizes_for(task, "gpu")``
 with the notebook's gpu overrides), seeds 0-2.
 
-- warm-up (section 2; gpu: 6 layers, length 12, 600 steps, lr 3e-2): a pre-LN encoder learns reverse
-  with and without a warm-up (token accuracy ≥ 0.95). The cpu claim that a warm-up rescues post-LN
-  does NOT hold at this size: measured seed 0, post-LN with a warm-up 0.10 (chance), pre-LN 1.00
-  with and 1.00 without (about 50 s each on two shared cores); the notebook asserts the post-LN
-  claims in cpu only and states the gpu numbers. No test here asserts that post-LN must fail;
+- warm-up (section 2; gpu: 6 layers, length 12, 600 steps, lr 3e-2): a pre-LN encoder with the
+  warm-up learns reverse on every seed (token accuracy ≥ 0.95; measured 1.00 on seeds 0-2, ~50 s
+  each on two shared cores). Measured, not asserted: pre-LN without a warm-up 1.00 (seed 0) but
+  0.24 (seed 1); post-LN *with* the warm-up 0.10 (seed 0), so the cpu claim that a warm-up rescues
+  post-LN does not hold at this size. The notebook asserts the post-LN claims in cpu only and states
+  these numbers. No test here asserts that a recipe must fail;
 - adversarial training (section 6; gpu: 1,500 steps, ε = 0.1): FGSM- and PGD-trained digits models
   gain more than 0.1 PGD accuracy over the standard one (means over seeds), and the PGD-trained
   model pays some clean accuracy.
@@ -26,7 +27,7 @@ from tests.learning import SEEDS
 pytestmark = [pytest.mark.long, pytest.mark.usefixtures("one_torch_thread")]
 
 HIGH_LR, LAYERS, SCHEDULE_STEPS, DIGIT_STEPS, EPS = 3e-2, 6, 600, 1500, 0.1   # the notebook's gpu values
-SCHEDULES = {"pre-LN warm": (True, SCHEDULE_STEPS // 5), "pre-LN cold": (True, 0)}
+SCHEDULES = {"pre-LN warm": (True, SCHEDULE_STEPS // 5)}
 ADVERSARIAL = {"standard": Variant("standard"), "FGSM-trained": Variant("FGSM-trained", adversarial="fgsm", eps=EPS),
                "PGD-trained": Variant("PGD-trained", adversarial="pgd", eps=EPS)}
 
@@ -51,7 +52,7 @@ def _adversarial(name: str, seed: int) -> tuple[float, float]:
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("schedule", SCHEDULES)
-def test_pre_ln_learns_reverse_at_a_high_lr_with_and_without_warm_up(schedule, seed):
+def test_pre_ln_with_a_warm_up_learns_reverse_at_a_high_lr(schedule, seed):
     assert _schedule(schedule, seed) >= 0.95
 
 

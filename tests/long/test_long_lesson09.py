@@ -4,8 +4,8 @@ with the notebook's gpu overrides), seeds 0-2.
 
 - warm-up (section 2; gpu: 6 layers, length 12, 600 steps, lr 3e-2): a pre-LN encoder with the
   warm-up learns reverse on every seed (token accuracy ≥ 0.95; measured 1.00 on seeds 0-2, ~50 s
-  each on two shared cores). Measured, not asserted: pre-LN without a warm-up 1.00 (seed 0) but
-  0.24 (seed 1); post-LN *with* the warm-up 0.10 (seed 0), so the cpu claim that a warm-up rescues
+  each on two shared cores). Measured, not asserted: pre-LN without a warm-up 1.00 (seeds 0 and
+  2) but 0.24 (seed 1); post-LN *with* the warm-up 0.10 (seed 0), so the cpu claim that a warm-up rescues
   post-LN does not hold at this size. The notebook asserts the post-LN claims in cpu only and states
   these numbers. No test here asserts that a recipe must fail;
 - adversarial training (section 6; gpu: 1,500 steps, ε = 0.1): FGSM- and PGD-trained digits models

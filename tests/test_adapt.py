@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from attnflex_lab import adapt, functional
+from attnflex_lab.adapt.transfer import attention_maps
 from attnflex_lab.models.transformer import EncoderConfig, SequenceEncoder
 from attnflex_lab.modules import BACKENDS, DecoderBlock, MultiHeadAttention, padding_mask
 from attnflex_lab.training import TrainConfig
@@ -160,6 +161,32 @@ def test_prefix_keys_and_values_are_read_by_every_query(backend, causal):
     want = mha.proj(out.transpose(1, 2).reshape(2, T, C))
     torch.testing.assert_close(got, want)
     assert (weights[..., :3].sum(-1) > 0).all()                    # every query reads the prefix
+
+
+def test_prefix_decomposition_mixes_back_to_attention_over_the_concatenation():
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, n, d, generator=gen, dtype=torch.float64) for n, d in ((5, 4), (7, 4), (7, 3)))
+    prefix_k, prefix_v = (torch.randn(3, d, generator=gen, dtype=torch.float64) for d in (4, 3))
+    gate, prefix_out, base_out = adapt.prefix_decomposition(q, k, v, prefix_k, prefix_v, 0.5)
+    out, _ = functional.attention(q, torch.cat([prefix_k.expand(2, -1, -1), k], 1),
+                                  torch.cat([prefix_v.expand(2, -1, -1), v], 1), scale=0.5)
+    torch.testing.assert_close(gate[..., None] * prefix_out + (1 - gate[..., None]) * base_out, out)
+    torch.testing.assert_close(base_out, functional.attention(q, k, v, scale=0.5)[0])
+    with pytest.raises(ValueError, match="one row per prefix"):
+        adapt.prefix_decomposition(q, k, v, prefix_k, prefix_v[:2], 0.5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_prefix_keeps_the_shape_of_the_first_layers_attention_over_the_input(backend):
+    """The identity's consequence, in a model: any prefix rescales the first layer's attention over the
+    input keys by (1 − λ) but cannot change its shape (which position each head reads)."""
+    model, x = _encoder(backend=backend), _tokens()
+    before = attention_maps(model, x)[0]                 # (N, H, T, T): layer 0, base
+    adapt.add_prefix(model, adapt.PrefixConfig(length=4, init_std=1.0))
+    after = attention_maps(model, x)[0]                  # (N, H, T, 4 + T)
+    on_input = after[..., 4:]
+    assert (on_input.sum(-1) < 1 - 1e-3).all()                          # the prefix took some mass
+    torch.testing.assert_close(on_input / on_input.sum(-1, keepdim=True), before)
 
 
 def test_bad_prefix_configs_are_refused():

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from attnflex_lab import exercises, functional, metrics, modules, ops, positional
-from attnflex_lab.analysis import explain
+from attnflex_lab import adapt, exercises, functional, metrics, modules, ops, positional
+from attnflex_lab.analysis import explain, robustness
 from attnflex_lab.exercises import ExerciseError, check, guard
 from attnflex_lab.kernels import flash
 from attnflex_lab.perf import flops as perf
@@ -18,14 +18,14 @@ from attnflex_lab.tasks import timeseries
 from attnflex_lab.viz import images as viz_images
 
 
-# Lessons whose every exercise must carry a guard and appear below. TODO(issue 22): lessons 08–10
-# adopt the guard as their owners edit them (add guards=/no_autograd= and a LEAKS entry).
+# Lessons whose every exercise must carry a guard and appear below. TODO(issue 22): lesson 08
+# adopts the guard as its owner edits it (add guards=/no_autograd= and a LEAKS entry).
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
     """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
 
 
-GUARDED_LESSONS = ("00", "01", "02", "03", "04", "05", "06", "07", "11", "12")
+GUARDED_LESSONS = ("00", "01", "02", "03", "04", "05", "06", "07", "09", "10", "11", "12")
 NO_PACKAGE_TWIN = {"05.split_heads": "the package splits heads inline in MultiHeadAttention.forward",
                    "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off",
                    "03.feature_map_to_regions": "RegionFeatures.forward flattens inline and adds p_t; lesson 03 "
@@ -92,6 +92,12 @@ LEAKS = {
     "07.block_dv": lambda q, k, lse, g, s: _tile_by_flash(q, k, k.new_zeros(*k.shape[:-1], g.shape[-1]), lse,
                                                           torch.zeros_like(g), g, s)[2],
     "07.tile_backward": lambda *args: _tile_by_flash(*args),
+    "09.expected_calibration_error": lambda p, y, n: torch.tensor(
+        metrics.expected_calibration_error(p, y, n_bins=n), dtype=p.dtype),
+    "09.project_l2": lambda delta, eps: robustness.project_l2(delta, eps),
+    "10.lora_forward": lambda x, w0, b0, a, b, alpha: _lora_by_module(x, w0, b0, a, b, alpha),
+    "10.merge_lora": lambda w0, a, b, alpha: _merged_by_module(w0, a, b, alpha),
+    "10.prefix_decomposition": lambda *args: adapt.prefix_decomposition(*args),
     "11.target_attention": lambda h, c, m: _target_attention_by_package(h, c, m),
     "11.candidate_gradient": lambda h, c, m, g: _grad(
         lambda c: _target_attention_by_package(h, c, m)[0], [c], g)[0],
@@ -118,6 +124,32 @@ def _tile_by_flash(q_i, k_j, v_j, lse_i, out_i, grad_out_i, scale):
     grads = [torch.zeros_like(t) for t in (q_i, k_j, v_j)]
     state.tile(0, bq, 0, bk, False, *grads)
     return grads[0] * scale, grads[1], grads[2]
+
+
+def _lora_qkv(w0, b0, a, b, alpha):
+    """The package's LoRAQKV holding W0, A, B in its q slice, zero-padded to a square width."""
+    (c_out, c_in), r = w0.shape, a.shape[0]
+    width = max(c_out, c_in, r)
+    base = torch.nn.Linear(width, 3 * width, dtype=w0.dtype)
+    layer = adapt.LoRAQKV(base, adapt.LoRAConfig(rank=r, alpha=alpha, targets=("q",)))
+    with torch.no_grad():
+        for t in (base.weight, base.bias, layer.lora_A["q"], layer.lora_B["q"]):
+            t.zero_()
+        base.weight[:c_out, :c_in], base.bias[:c_out] = w0, b0
+        layer.lora_A["q"][:, :c_in], layer.lora_B["q"][:c_out] = a, b
+    return layer, width
+
+
+@torch.no_grad()
+def _lora_by_module(x, w0, b0, a, b, alpha):
+    layer, width = _lora_qkv(w0, b0, a, b, alpha)
+    return layer(torch.nn.functional.pad(x, (0, width - x.shape[-1])))[:, :w0.shape[0]]
+
+
+def _merged_by_module(w0, a, b, alpha):
+    layer, _ = _lora_qkv(w0, torch.zeros(w0.shape[0], dtype=w0.dtype), a, b, alpha)
+    layer.merge()
+    return layer.base.weight[:w0.shape[0], :w0.shape[1]].detach().clone()
 
 
 def _mha_by_module(x, w_qkv, b_qkv, w_o, b_o, n_heads, mask):

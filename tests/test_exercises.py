@@ -326,6 +326,35 @@ def _ece_by_sorting(probs, labels, n_bins):
     return torch.tensor(total, dtype=probs.dtype)
 
 
+def _l2_projection_by_multiplier(delta, eps):
+    """KKT of min ‖d − δ‖² s.t. ‖d‖² ≤ ε²: d = δ / (1 + μ) with the multiplier μ = max(0, ‖δ‖/ε − 1)."""
+    out = torch.empty_like(delta)
+    for n in range(len(delta)):
+        length = math.sqrt(float((delta[n] ** 2).sum()))
+        out[n] = delta[n] / (1 + max(0.0, length / eps - 1))
+    return out
+
+
+def _prefix_parts_by_concatenation(q, k, v, prefix_k, prefix_v, scale):
+    """Attention over [prefix; keys] read column-wise: λ is the weight on the prefix columns, and each
+    part is the same concatenated softmax with the other part's columns masked out."""
+    P, keys = prefix_k.shape[0], torch.cat([prefix_k.expand(len(k), -1, -1), k], dim=1)   # (B, P + S, D)
+    values = torch.cat([prefix_v.expand(len(v), -1, -1), v], dim=1)                       # (B, P + S, Dv)
+    scores = scale * q @ keys.transpose(-2, -1)                                            # (B, T, P + S)
+    on_prefix = torch.arange(keys.shape[1]) < P
+    gate = functional.masked_softmax(scores)[..., :P].sum(-1)
+    prefix_out = functional.masked_softmax(scores, on_prefix) @ values
+    base_out = functional.masked_softmax(scores, ~on_prefix) @ values
+    return gate, prefix_out, base_out
+
+
+def _prefix_gate_from_maxima(q, k, v, prefix_k, prefix_v, scale):
+    """The gate from the largest score on each side, not from the log-sum-exps."""
+    gate, prefix_out, base_out = _prefix_parts_by_concatenation(q, k, v, prefix_k, prefix_v, scale)
+    wrong = torch.sigmoid((scale * q @ prefix_k.T).amax(-1) - (scale * q @ k.transpose(-2, -1)).amax(-1))
+    return wrong, prefix_out, base_out
+
+
 def _ece_unweighted(probs, labels, n_bins):
     """A plain mean over the non-empty bins: a lone prediction's bin weighs as much as a full one."""
     conf, pred = probs.max(-1)
@@ -376,6 +405,8 @@ REFERENCES = {
     "12.ig_quadratic": _ig_quadratic_by_trapezoid,
     "12.head_contribution": _head_term_by_zeroing_the_others,
     "09.expected_calibration_error": _ece_by_sorting,
+    "09.project_l2": _l2_projection_by_multiplier,
+    "10.prefix_decomposition": _prefix_parts_by_concatenation,
 }
 
 # Plausible mistakes a reference must reject (each is what a learner, or a regression, might write).
@@ -418,6 +449,8 @@ WRONG = {
          * (h @ g[..., None]).squeeze(-1))[..., None] * h).sum(1) / h.shape[-1] ** 0.5,
     "12.ig_quadratic": lambda A, b, x, base: (x - base) * (((x + base) / 2) @ (2 * A).T + b),  # 2Ax: A not symmetric
     "09.expected_calibration_error": _ece_unweighted,                                # bins not weighted
+    "09.project_l2": lambda d, eps: d * eps / d.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, 1, 1),  # sphere
+    "10.prefix_decomposition": _prefix_gate_from_maxima,                  # max scores, not log-sum-exps
 }
 
 

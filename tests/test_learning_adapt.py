@@ -6,8 +6,8 @@ Measured with seed 0 (the numbers the notebook reports in cpu):
   new task (both 1.0), within 0.02;
 - at the same step budget bottleneck adapters and the K/V prefix were measured far below it (≈ 0.33–0.36,
   seed 0; adapters were still improving at 1,500 steps, 0.355 -> 0.49), so this file checks only
-  their parameter budgets and what the lesson says about attention, never that a method must fail;
-  the adapters hardly move the attention (JS shift from the base ≈ 0), LoRA moves it a lot;
+  their parameter budgets, never that a method must fail or stay still (their attention shifts are
+  printed, not asserted); LoRA, inside the q and v projections, moves the attention a lot;
 - full fine-tuning forgets the old task (retention ≈ 0.33), the frozen-base methods that learnt
   nothing new forget less;
 - multi-task with a task token: the shared model lags the separate ones (negative transfer).
@@ -43,22 +43,22 @@ def test_lora_rank_4_matches_full_finetuning_with_few_parameters():
     assert full.retention < 0.5 and lora.retention < 0.5  # the adapted models no longer reverse
 
 
-def test_adapters_prefix_and_probe_use_few_parameters_and_adapters_leave_attention_alone():
+def test_adapters_prefix_and_probe_use_few_parameters_and_lora_moves_the_attention():
     lora = _adapted("lora")
     for method in ("adapter", "prefix", "linear_probe"):
         result = _adapted(method)
         print(method, result.trainable, round(result.new_accuracy, 3), round(result.retention, 3))
         assert result.trainable <= 0.05 * lora.total
         assert 0.0 <= result.new_accuracy <= 1.0 and 0.0 <= result.retention <= 1.0
-    # why the adapters fail on a routing task: they barely move attention (mean JS ≈ 0.003 bits
-    # measured), while LoRA, inside the q and v projections, moves both layers (≈ 0.53 bits)
+    # LoRA, inside the q and v projections, moves both layers (≈ 0.53 bits measured); the adapters'
+    # shift (≈ 0.003 bits at this budget, seed 0) is printed only: a budget's snapshot, not a law
     _, run = trained("reverse", 0)
     x = rotate_splits("cpu", run.extras["test"].x.shape[1])["test"].x[:256]
     before = attention_maps(run.model, x)
     shift = {m: attention_shift_by_head(before, attention_maps(_adapted(m).model, x)).mean()
              for m in ("adapter", "lora")}
     print(shift)
-    assert shift["adapter"] < 0.05 and shift["lora"] > 0.3
+    assert shift["lora"] > 0.3
 
 
 def test_a_shared_model_with_a_task_token_lags_separate_models_at_equal_examples():

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnflex_lab.analysis.robustness import corrupt_tokens, fgsm, gaussian_noise, pgd
+from attnflex_lab.analysis.robustness import corrupt_tokens, fgsm, gaussian_noise, pgd, project_l2
 
 
 def _linear_problem(seed=0):
@@ -64,6 +64,43 @@ def test_pgd_stays_in_the_ball_and_beats_fgsm_on_a_curved_loss():
     assert (x_pgd - x).abs().max() <= eps + 1e-12
     assert loss_of(x_pgd) > loss_of(x)
     assert loss_of(x_pgd) >= loss_of(fgsm(loss_of, x, eps)) - 1e-9
+
+
+def test_project_l2_is_the_nearest_point_of_the_ball_per_example():
+    gen = torch.Generator().manual_seed(0)
+    lengths_wanted = torch.tensor([0, .1, .5, 1, 2, 4.], dtype=torch.float64).view(-1, 1, 1)
+    delta = torch.randn(6, 2, 3, generator=gen, dtype=torch.float64) * lengths_wanted
+    eps = 0.8
+    got = project_l2(delta, eps)
+    lengths = delta.flatten(1).norm(dim=1)
+    assert torch.equal(got[lengths <= eps], delta[lengths <= eps])                     # inside: unchanged
+    outside = got.flatten(1).norm(dim=1)[lengths > eps]
+    torch.testing.assert_close(outside, torch.full_like(outside, eps))                 # outside: onto the sphere
+    # nearest: no other point of the ball, sampled, is closer to delta than the projection
+    cand = torch.randn(500, 2, 3, generator=gen, dtype=torch.float64)
+    radii = eps * torch.rand(500, 1, 1, generator=gen, dtype=torch.float64)
+    cand = cand / cand.flatten(1).norm(dim=1).view(-1, 1, 1) * radii
+    for n in range(len(delta)):
+        nearest_sampled = (delta[n] - cand).flatten(1).norm(dim=1).min()
+        assert (delta[n] - got[n]).norm() <= nearest_sampled + 1e-12
+
+
+def test_l2_pgd_stays_in_the_l2_ball_and_raises_the_loss():
+    loss_of, x = _linear_problem(3)
+    eps = 0.3
+    x_adv = pgd(loss_of, x, eps, norm="l2", steps=10, generator=torch.Generator().manual_seed(0))
+    assert (x_adv - x).flatten(1).norm(dim=1).max() <= eps + 1e-12
+    assert (x_adv - x).abs().max() > eps / 5 ** 0.5 + 1e-3      # not confined to the L∞ ball of the same volume
+    assert loss_of(x_adv) > loss_of(x)
+    # one step from x, inside the ball: exactly step_size along the normalised gradient, per example
+    x_req = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss_of(x_req), x_req)
+    one = pgd(loss_of, x, eps, norm="l2", steps=1, step_size=0.1, random_start=False)
+    torch.testing.assert_close(one - x, 0.1 * grad / grad.norm(dim=1, keepdim=True))
+    with pytest.raises(ValueError, match="norm must be one of"):
+        pgd(loss_of, x, eps, norm="l1")
+    with pytest.raises(TypeError, match="floating-point"):
+        project_l2(torch.ones(3, dtype=torch.long), eps)
 
 
 def test_pgd_with_eps_zero_returns_the_input():

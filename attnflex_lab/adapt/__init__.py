@@ -8,7 +8,9 @@ Each method wraps the lab's own modules in place, copying none of them:
 
 and ``freeze.py`` freezes parts of a model (attention, MLPs, all but the head) and counts what is
 left to train. Lesson 10's experiments: ``transfer.py`` (reverse -> rotate, method by method, with
-retention and the per-head attention shift) and ``multitask.py`` (a task token vs separate models).
+retention and the per-head attention shift), ``sweeps.py`` (every method over seeds and step budgets,
+LoRA's rank × targets grid) and ``multitask.py`` (a task token vs separate models). ``prefix.py`` also
+holds the prefix identity (``prefix_decomposition``: a gated mix of two attentions, He et al. 2022).
 ``prepare(model, method)`` freezes and adds parameters for every method lesson 10 compares::
 
     prepare(model, "lora", LoRAConfig(rank=4))    # base frozen, only A and B train
@@ -25,7 +27,7 @@ from torch import nn
 from .adapters import Adapted, AdapterConfig, Bottleneck, add_adapters
 from .freeze import PARTS, count_parameters, freeze, part_parameters, trainable_parameters, unfreeze
 from .lora import LoRAConfig, LoRAQKV, add_lora, lora_layers, merge_lora, unmerge_lora
-from .prefix import KVPrefix, PrefixConfig, add_prefix
+from .prefix import KVPrefix, PrefixConfig, add_prefix, prefix_decomposition
 
 PEFT_METHODS = ("lora", "adapter", "prefix")  # new parameters, the base frozen
 METHODS = ("full", "linear_probe", "freeze_attention", "freeze_mlp", *PEFT_METHODS)
@@ -60,4 +62,4 @@ def prepare(model: nn.Module, method: str, cfg=None, *, train_head: bool = False
 __all__ = ["METHODS", "PARTS", "PEFT_METHODS", "AdapterConfig", "Adapted", "Bottleneck", "KVPrefix",
            "LoRAConfig", "LoRAQKV", "PrefixConfig", "add_adapters", "add_lora", "add_prefix",
            "count_parameters", "freeze", "lora_layers", "merge_lora", "part_parameters", "prepare",
-           "trainable_parameters", "unfreeze", "unmerge_lora"]
+           "prefix_decomposition", "trainable_parameters", "unfreeze", "unmerge_lora"]

@@ -9,6 +9,16 @@ any network, a prefix only means something where there are keys and values.
 Li & Liang train the prefix through a small MLP, because optimising it directly was unstable for
 them at GPT-2 scale; at the lab's size the prefix is a plain parameter (simpler), and lesson 10
 measures how well that trains.
+
+What a prefix can and cannot do (He et al. 2022, "Towards a unified view of parameter-efficient
+transfer learning", eq. 7): split softmax's denominator into the prefix's part and the keys' part,
+
+    attn(q, [P_K; K], [P_V; V]) = λ(q) · attn(q, P_K, P_V) + (1 − λ(q)) · attn(q, K, V),
+    λ(q) = Z_P / (Z_P + Z_K) = sigmoid(lse(q P_Kᵀ s) − lse(q Kᵀ s)),
+
+(``prefix_decomposition``). The base attention over the input's keys keeps its shape: a prefix
+can only blend in a mix of its own values, gated by the query. It cannot make a head read another
+input position.
 """
 
 from __future__ import annotations
@@ -51,6 +61,28 @@ class KVPrefix(nn.Module):
 
     def extra_repr(self) -> str:
         return f"length={self.length}, width={self.keys.shape[1]}"
+
+
+def prefix_decomposition(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prefix_k: torch.Tensor,
+                         prefix_v: torch.Tensor, scale: float):
+    """(λ, prefix-only attention, base attention) of one head with a K/V prefix, no mask.
+
+    q (..., T, D), k (..., S, D), v (..., S, Dv), prefix_k (P, D), prefix_v (P, Dv). Returns
+    λ (..., T), attn(q, P_K, P_V) (..., T, Dv) and attn(q, K, V) (..., T, Dv), whose mix
+    λ · prefix + (1 − λ) · base is attention over the concatenation [P_K; K], [P_V; V].
+    """
+    if prefix_k.dim() != 2 or prefix_v.dim() != 2 or prefix_k.shape[0] != prefix_v.shape[0]:
+        raise ValueError(f"prefix_k (P, D) and prefix_v (P, Dv) must be 2-D with one row per prefix "
+                         f"position, got {tuple(prefix_k.shape)} and {tuple(prefix_v.shape)}")
+    if prefix_k.shape[-1] != q.shape[-1] or k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"q {tuple(q.shape)}, k {tuple(k.shape)} and prefix_k {tuple(prefix_k.shape)} "
+                         "must share the last dim D")
+    scores_p = scale * q @ prefix_k.T                     # (..., T, D) @ (D, P) -> (..., T, P)
+    scores_k = scale * q @ k.transpose(-2, -1)            # (..., T, D) @ (..., D, S) -> (..., T, S)
+    gate = torch.sigmoid(scores_p.logsumexp(-1) - scores_k.logsumexp(-1))  # Z_P / (Z_P + Z_K): (..., T)
+    prefix_out = scores_p.softmax(-1) @ prefix_v          # (..., T, P) @ (P, Dv) -> (..., T, Dv)
+    base_out = scores_k.softmax(-1) @ v                   # (..., T, S) @ (..., S, Dv) -> (..., T, Dv)
+    return gate, prefix_out, base_out
 
 
 def add_prefix(model: nn.Module, cfg: PrefixConfig | None = None) -> list[KVPrefix]:

@@ -5,8 +5,12 @@ work on pixels (digits) and on embeddings alike, and know nothing of any one mod
 
 - FGSM (Goodfellow, Shlens & Szegedy 2015): one step of size ε along sign(∇ₓ loss). To first order
   it is the L∞ perturbation of size ε that raises the loss the most.
-- PGD (Madry et al. 2018): ``steps`` signed-gradient steps of size ``step_size``, each projected back
-  into the ball ‖δ‖∞ ≤ ε (and into the valid input range), from a random start in the ball.
+- PGD (Madry et al. 2018): ``steps`` gradient-ascent steps of size ``step_size``, each projected back
+  into the ball (and into the valid input range), from a random start in the ball. In the L∞ ball
+  (``norm="linf"``, the default) the steepest step is sign(∇ₓ loss) and the projection clamps each
+  entry to [x − ε, x + ε]; in the L2 ball (``norm="l2"``) the step is ∇ₓ loss / ‖∇ₓ loss‖₂ and the
+  projection rescales δ = x_adv − x by min(1, ε / ‖δ‖₂), per example (``project_l2``, derived in
+  lesson 09's exercise).
 
 Adversarial training replaces each clean batch by its attacked version (Madry et al.'s min–max).
 """
@@ -43,9 +47,41 @@ def _input_gradient(loss_of: LossOf, x: torch.Tensor) -> torch.Tensor:
     return grad                                              # same shape as x
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clamp) -> torch.Tensor:
-    """Back into the ball ‖x_adv − x‖∞ ≤ ε, then into the valid range."""
-    x_adv = torch.max(torch.min(x_adv, x + eps), x - eps)
+NORMS = ("linf", "l2")
+
+
+def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
+    """‖t_n‖₂ over every dim but the first, shaped to broadcast against t: (N, 1, ..., 1)."""
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """The closest point to each example's δ_n (dim 0 indexes examples) in the ball ‖δ_n‖₂ ≤ ε.
+
+    By Cauchy–Schwarz the closest point of the ball to an outside δ lies on the ray through δ, at
+    radius ε: δ · ε / ‖δ‖₂; inside, δ itself. Together: δ · min(1, ε / ‖δ‖₂) (δ = 0 stays 0).
+    """
+    if not isinstance(delta, torch.Tensor) or not delta.is_floating_point() or delta.dim() == 0:
+        what = getattr(delta, "dtype", type(delta).__name__)
+        raise TypeError(f"delta must be a floating-point tensor with a batch dim, got {what} "
+                        f"of shape {tuple(getattr(delta, 'shape', ()))}")
+    if not (isinstance(eps, (int, float)) and 0 <= eps < float("inf")):
+        raise ValueError(f"eps must be a finite number >= 0 (the L2 radius), got {eps!r}")
+    norms = _per_example_norm(delta)                                   # (N, 1, ..., 1)
+    tiny = torch.finfo(delta.dtype).tiny
+    return delta * (eps / norms.clamp_min(tiny)).clamp(max=1.0)        # same shape as delta
+
+
+def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, clamp, norm: str = "linf") -> torch.Tensor:
+    """Back into the ball ‖x_adv − x‖ ≤ ε (L∞ or L2), then into the valid range.
+
+    For L∞ the ball and the range are both boxes, so clamping to one then the other is the exact
+    projection onto their intersection; for L2 it is the usual approximation (the two steps commute
+    only approximately), as in Madry et al.'s code."""
+    if norm == "l2":
+        x_adv = x + project_l2(x_adv - x, eps)
+    else:
+        x_adv = torch.max(torch.min(x_adv, x + eps), x - eps)
     return x_adv if clamp is None else x_adv.clamp(*clamp)
 
 
@@ -62,11 +98,13 @@ def fgsm(loss_of: LossOf, x: torch.Tensor, eps: float, *,
 
 def pgd(loss_of: LossOf, x: torch.Tensor, eps: float, *, steps: int = 7, step_size: float | None = None,
         random_start: bool = True, clamp: tuple[float, float] | None = None,
-        generator: torch.Generator | None = None) -> torch.Tensor:
-    """Projected gradient ascent on the loss inside ‖δ‖∞ ≤ ε (detached; same shape as x).
+        generator: torch.Generator | None = None, norm: str = "linf") -> torch.Tensor:
+    """Projected gradient ascent on the loss inside ‖δ‖ ≤ ε, L∞ or L2 (detached; same shape as x).
 
     ``step_size`` defaults to 2.5 ε / steps (Madry et al.), so the walk can reach the ball's edge."""
     _check_attack(x, eps, clamp)
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     if not isinstance(steps, int) or steps <= 0:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     step_size = 2.5 * eps / steps if step_size is None else step_size
@@ -76,10 +114,12 @@ def pgd(loss_of: LossOf, x: torch.Tensor, eps: float, *, steps: int = 7, step_si
     x_adv = x
     if random_start and eps > 0:
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)  # U[0, 1)
-        x_adv = _project(x + eps * (2 * noise - 1), x, eps, clamp)                    # U[−ε, ε)
+        x_adv = _project(x + eps * (2 * noise - 1), x, eps, clamp, norm)              # in the ball
     for _ in range(steps):
         grad = _input_gradient(loss_of, x_adv)
-        x_adv = _project(x_adv + step_size * grad.sign(), x, eps, clamp)
+        # the steepest ascent step of length 1 in the attack's norm: sign(g) for L∞, g / ‖g‖₂ for L2
+        direction = grad.sign() if norm == "linf" else grad / _per_example_norm(grad).clamp_min(1e-12)
+        x_adv = _project(x_adv + step_size * direction, x, eps, clamp, norm)
     return x_adv.detach()
 
 

@@ -1,7 +1,9 @@
-"""Lesson 09 exercise: the expected calibration error (ECE) of a classifier's probabilities.
+"""Lesson 09 exercises: the expected calibration error (ECE), and PGD's projection onto an L2 ball.
 
-The model answer uses plain torch so ``show_solution`` prints it for the learner; it computes the
-same number as ``attnflex_lab.metrics.expected_calibration_error`` (the tests check that).
+The model answers use plain torch so ``show_solution`` prints them for the learner; they compute the
+same numbers as ``attnflex_lab.metrics.expected_calibration_error`` and
+``attnflex_lab.analysis.robustness.project_l2`` (the tests check that). Each check switches those
+off while the learner's code runs (``guard.py``), so a wrapper around them is refused.
 """
 
 import torch
@@ -43,5 +45,47 @@ register(Exercise(
     hint="confidence is the top probability and 'correct' compares its argmax with the label. Weight "
          "each bin by n_b / N (a plain mean over bins lets a bin of 1 prediction count as much as one "
          "of 100), skip empty bins, and take the absolute gap per bin before summing.",
+    hints=("confidence = probs.max(-1).values, correct = (argmax == label); bin b holds confidences in "
+           "(b/n_bins, (b+1)/n_bins].",
+           "per non-empty bin: its share n_b / N times |mean(correct) − mean(confidence)| in that bin.",
+           "confidence[members].mean() and correct[members].mean() per bin; sum share × |gap| over bins."),
+    guards=("attnflex_lab.metrics:expected_calibration_error", "attnflex_lab.metrics:reliability_bins"),
+    atol=1e-10, rtol=1e-8,
+))
+
+
+# --- 09.project_l2 --------------------------------------------------------------------------------
+
+
+def project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """The closest point to each δ_n in the ball ‖δ_n‖₂ ≤ ε (n indexes dim 0): δ_n · min(1, ε / ‖δ_n‖₂)."""
+    norms = delta.flatten(1).norm(dim=1)                                # (N,): one length per example
+    shrink = torch.where(norms > eps, eps / norms.clamp_min(1e-30), torch.ones_like(norms))  # (N,); δ = 0 stays
+    return delta * shrink.view(-1, *([1] * (delta.dim() - 1)))          # (N, ...) * (N, 1, ..., 1)
+
+
+def _l2_inputs(gen: torch.Generator):
+    n = int(torch.randint(4, 9, (1,), generator=gen))
+    eps = float(torch.empty((), dtype=torch.float64).uniform_(0.5, 1.5, generator=gen))
+    radius = eps * (0.2 + 1.6 * torch.rand(n, 1, 1, generator=gen, dtype=torch.float64))  # lengths around ε
+    radius[0], radius[1], radius[2] = 0.0, 0.5 * eps, 1.6 * eps   # zero, inside and outside, every trial
+    delta = torch.randn(n, 3, 5, generator=gen, dtype=torch.float64)             # (N, 3, 5): e.g. tiny images
+    return delta / delta.flatten(1).norm(dim=1).view(-1, 1, 1) * radius, eps     # example n has length radius_n
+
+
+register(Exercise(
+    id="09.project_l2",
+    prompt="Derive and write project_l2(delta, eps): for each example n (dim 0), the point of the ball "
+           "‖d‖₂ ≤ eps nearest to delta[n] (the norm over all of delta[n]'s entries). Same shape as delta.",
+    solution=project_l2,
+    make_inputs=_l2_inputs,
+    hint="inside the ball a point is its own projection; outside, the nearest point lies on the ray "
+         "through delta[n] at radius eps: delta[n] · eps / ‖delta[n]‖₂. One norm per example, not one "
+         "for the whole batch or one per entry; a zero delta must stay 0 (no division by 0).",
+    hints=("split into two cases: ‖δ‖₂ ≤ ε (already in the ball) and ‖δ‖₂ > ε.",
+           "outside: for any d in the ball, ‖δ − d‖ ≥ ‖δ‖ − ‖d‖ ≥ ‖δ‖ − ε (triangle inequality); which d "
+           "makes both steps equalities?",
+           "d* = δ · ε / ‖δ‖₂, so in both cases δ · min(1, ε / ‖δ‖₂), with ‖δ_n‖ = delta.flatten(1).norm(dim=1)."),
+    guards=("attnflex_lab.analysis.robustness:project_l2", "attnflex_lab.analysis.robustness:_project"),
     atol=1e-10, rtol=1e-8,
 ))

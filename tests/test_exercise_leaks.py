@@ -11,6 +11,8 @@ import torch
 
 from attnflex_lab import adapt, exercises, functional, metrics, modules, ops, positional
 from attnflex_lab.analysis import explain, robustness
+from attnflex_lab.elasticity import metrics as elasticity_metrics
+from attnflex_lab.elasticity.shifts import DimensionAttention, ShiftConfig
 from attnflex_lab.exercises import ExerciseError, check, guard
 from attnflex_lab.kernels import flash
 from attnflex_lab.perf import flops as perf
@@ -18,14 +20,13 @@ from attnflex_lab.tasks import timeseries
 from attnflex_lab.viz import images as viz_images
 
 
-# Lessons whose every exercise must carry a guard and appear below. TODO(issue 22): lesson 08
-# adopts the guard as its owner edits it (add guards=/no_autograd= and a LEAKS entry).
+# Lessons whose every exercise must carry a guard and appear below (every lesson that has exercises).
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
     """Tiny tensors: a second thread only adds contention (05.training_loop: 50x slower on a busy machine)."""
 
 
-GUARDED_LESSONS = ("00", "01", "02", "03", "04", "05", "06", "07", "09", "10", "11", "12")
+GUARDED_LESSONS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12")
 NO_PACKAGE_TWIN = {"05.split_heads": "the package splits heads inline in MultiHeadAttention.forward",
                    "05.training_loop": "fit wants a Dataset and a TrainConfig; the guard still switches it off",
                    "03.feature_map_to_regions": "RegionFeatures.forward flattens inline and adds p_t; lesson 03 "
@@ -92,6 +93,11 @@ LEAKS = {
     "07.block_dv": lambda q, k, lse, g, s: _tile_by_flash(q, k, k.new_zeros(*k.shape[:-1], g.shape[-1]), lse,
                                                           torch.zeros_like(g), g, s)[2],
     "07.tile_backward": lambda *args: _tile_by_flash(*args),
+    "08.switch_cost": lambda acc, s, w: torch.tensor(elasticity_metrics.switch_cost(acc.numpy(), s, w),
+                                                     dtype=acc.dtype),
+    "08.attention_shift": lambda p, q: torch.tensor(elasticity_metrics.attention_shift(p.numpy(), q.numpy()),
+                                                    dtype=p.dtype),
+    "08.gate_gradient": lambda cards, V, g, tau, G: _gate_grad_by_module(cards, V, g, tau, G),
     "09.expected_calibration_error": lambda p, y, n: torch.tensor(
         metrics.expected_calibration_error(p, y, n_bins=n), dtype=p.dtype),
     "09.project_l2": lambda delta, eps: robustness.project_l2(delta, eps),
@@ -109,6 +115,16 @@ LEAKS = {
         lambda z: (((z @ A) * z).sum(-1) + z @ b)[:, None], x, torch.zeros(len(x), dtype=torch.long),
         baseline=base, steps=1),
 }
+
+
+def _gate_grad_by_module(cards, n_values, gate, tau, grad_features):
+    """Autograd through the package's own DimensionAttention.features."""
+    cfg = ShiftConfig(family="dimension", n_dims=len(gate), n_values=n_values, temperature=tau)
+    model = DimensionAttention(cfg).double()
+    with torch.no_grad():
+        model.gate.copy_(gate)
+    (model.features(cards).double() * grad_features).sum().backward()
+    return model.gate.grad
 
 
 def _target_attention_by_package(history, candidate, mask):

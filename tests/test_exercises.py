@@ -364,6 +364,20 @@ def _ece_unweighted(probs, labels, n_bins):
     return torch.stack(gaps).mean()
 
 
+def _gate_gradient_by_autograd(cards, n_values, gate, tau, grad_features):
+    g = gate.clone().requires_grad_()
+    x = torch.nn.functional.one_hot(cards, n_values).to(gate.dtype) * (len(g) * torch.softmax(g / tau, -1))[:, None]
+    return torch.autograd.grad((x * grad_features).sum(), g)[0]
+
+
+def _gate_gradient_diagonal_only(cards, n_values, gate, tau, grad_features):
+    """α_d(1 − α_d) ∂ℒ/∂α_d / τ: the softmax Jacobian's diagonal alone, as if each α_d moved by itself."""
+    alpha = torch.softmax(gate / tau, -1)
+    onehot = torch.nn.functional.one_hot(cards, n_values).to(gate.dtype)
+    d_alpha = len(alpha) * (grad_features * onehot).sum(dim=(0, 1, 3))
+    return alpha * (1 - alpha) * d_alpha / tau
+
+
 REFERENCES = {
     "00.softmax_temperature": lambda s, tau: torch.softmax(s / tau, dim=-1),
     "01.scaled_dot_scores": functional.scaled_dot_scores,
@@ -396,6 +410,7 @@ REFERENCES = {
     "07.triton_online_update": _triton_update_in_log_space,
     "08.switch_cost": _switch_cost_by_loop,
     "08.attention_shift": _js_bits_as_two_kls,
+    "08.gate_gradient": _gate_gradient_by_autograd,
     "10.lora_forward": _lora_by_merged_weight,
     "10.merge_lora": _merged_weight_by_probing,
     "11.target_attention": _target_attention_by_loop,
@@ -433,6 +448,7 @@ WRONG = {
         q, k, v, lse, torch.exp(scale * q @ k.transpose(-2, -1) - lse[..., None]) @ v, g, scale),
     "08.switch_cost": lambda acc, s, w: acc[s:s + w].mean() - acc[s - w:s].mean(),  # the sign flipped
     "08.attention_shift": lambda p, q: _js_bits_as_two_kls(p, q) * math.log(2),     # nats, not bits
+    "08.gate_gradient": _gate_gradient_diagonal_only,                                # cross terms dropped
     "10.lora_forward": lambda x, w0, b0, a, b, alpha: (                   # scaled by α, not α / r
         x @ w0.T + b0 + alpha * (x @ a.T) @ b.T),
     "10.merge_lora": lambda w0, a, b, alpha: w0 + alpha * b @ a,          # scaled by α, not α / r

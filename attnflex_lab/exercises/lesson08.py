@@ -1,11 +1,13 @@
-"""Lesson 08 exercises: the switch cost of an accuracy curve, and the attention shift (Jensen–Shannon
-divergence in bits) between two attention distributions.
+"""Lesson 08 exercises: the switch cost of an accuracy curve, the attention shift (Jensen–Shannon
+divergence in bits) between two attention distributions, and the gradient that moves dimensional
+attention (a derivation: autograd is off in its check).
 
 The model answers use plain torch so ``show_solution`` prints them for the learner; they compute the
-same numbers as ``attnflex_lab.elasticity.metrics`` (the tests check that).
+same numbers as ``attnflex_lab.elasticity.metrics`` (the tests check that), which the checks switch off.
 """
 
 import torch
+import torch.nn.functional as F
 
 from . import Exercise, register
 
@@ -35,6 +37,7 @@ register(Exercise(
     make_inputs=_curve_inputs,
     hint="the step at switch_step is already under the new rule: 'before' is acc[s-w:s] and 'after' "
          "is acc[s:s+w]; a sign flip means you subtracted the other way round.",
+    guards=("attnflex_lab.elasticity.metrics:switch_cost",),
 ))
 
 # --- 08.attention_shift -------------------------------------------------------------------------
@@ -66,4 +69,45 @@ register(Exercise(
     make_inputs=_dist_inputs,
     hint="JS = H(m) − (H(p) + H(q))/2 with m = (p + q)/2 and H in bits (log2, not the natural log); "
          "treat 0·log 0 as 0 (torch.where, or xlogy), or a one-hot row gives NaN.",
+    guards=("attnflex_lab.elasticity.metrics:attention_shift",),
+))
+
+# --- 08.gate_gradient: derive it ------------------------------------------------------------------
+
+
+def gate_gradient(cards: torch.Tensor, n_values: int, gate: torch.Tensor, tau: float,
+                  grad_features: torch.Tensor) -> torch.Tensor:
+    """∂ℒ/∂g for the dimension-attention gate: x[n, c, d, :] = D α_d onehot(v_ncd), α = softmax(g / τ).
+
+    cards (N, 2, D) values, gate g (D,), grad_features G = ∂ℒ/∂x (N, 2, D, V) -> (D,).
+    """
+    alpha = torch.softmax(gate / tau, dim=-1)                                   # (D,)
+    onehot = F.one_hot(cards, n_values).to(grad_features.dtype)                 # (N, 2, D, V)
+    d_alpha = len(alpha) * (grad_features * onehot).sum(dim=(0, 1, 3))          # ∂ℒ/∂α (D,)
+    return alpha * (d_alpha - (alpha * d_alpha).sum()) / tau                    # softmax's Jacobian, then 1/τ
+
+
+def _gate_inputs(gen: torch.Generator):
+    n, dims, values = 6, 3, 5
+    cards = torch.randint(0, values, (n, 2, dims), generator=gen)               # (N, 2, D)
+    gate = 2 * torch.randn(dims, generator=gen, dtype=torch.float64)           # (D,): attention not uniform
+    tau = float(0.5 + torch.rand(1, generator=gen))                             # τ ≠ 1, so a lost 1/τ shows
+    grad_features = torch.randn(n, 2, dims, values, generator=gen, dtype=torch.float64)  # (N, 2, D, V)
+    return cards, values, gate, tau, grad_features
+
+
+register(Exercise(
+    id="08.gate_gradient",
+    prompt="Derive and write gate_gradient(cards, n_values, gate, tau, grad_features): the gradient of a "
+           "loss with respect to the dimension-attention gate g (D,), given G = ∂ℒ/∂x (N, 2, D, V) for the "
+           "gated input x[n, c, d, :] = D·α_d·onehot(card value), α = softmax(g / τ). Autograd is off.",
+    solution=gate_gradient,
+    make_inputs=_gate_inputs,
+    hint="two steps: ∂ℒ/∂α_d = D Σ G[n, c, d, v] over the entries the one-hot picks, then through the "
+         "softmax: ∂ℒ/∂g = α ⊙ (∂ℒ/∂α − ⟨α, ∂ℒ/∂α⟩) / τ.",
+    hints=("x depends on g only through α: find ∂ℒ/∂α first, one number per dimension.",
+           "∂x[n, c, d, v]/∂α_d = D·onehot[n, c, d, v], so ∂ℒ/∂α_d = D Σ_{n, c, v} G·onehot.",
+           "softmax's Jacobian: ∂α_i/∂z_j = α_i(δ_ij − α_j), with z = g / τ, so a factor 1/τ comes last; "
+           "the −α_j cross terms are why raising one dimension's attention lowers the others'."),
+    no_autograd=True,
 ))

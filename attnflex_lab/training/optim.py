@@ -1,10 +1,11 @@
-"""The optimizer for ``fit()``: AdamW with nanoGPT's decay / no-decay parameter groups.
+"""The optimizer for ``fit()``: AdamW with minGPT's decay / no-decay parameter groups.
 
 Weight decay pulls weights towards zero. That regularises the matrices of linear layers, but on a
 bias, a LayerNorm gain or an embedding row it only fights the signal: a norm's gain is meant to sit
 near 1, and a rare token's embedding would shrink merely because the token is rare. So, as in
-nanoGPT's ``configure_optimizers``, only parameters with two or more dimensions that are not
-embedding tables decay.
+minGPT's ``configure_optimizers``, only parameters with two or more dimensions that are not
+embedding tables decay (today's nanoGPT decays every parameter with two or more dimensions,
+embeddings included).
 """
 
 from __future__ import annotations

@@ -174,6 +174,8 @@ def test_prefix_decomposition_mixes_back_to_attention_over_the_concatenation():
     torch.testing.assert_close(base_out, functional.attention(q, k, v, scale=0.5)[0])
     with pytest.raises(ValueError, match="one row per prefix"):
         adapt.prefix_decomposition(q, k, v, prefix_k, prefix_v[:2], 0.5)
+    with pytest.raises(ValueError, match=r"k \(2, 7, 4\) and v \(2, 6, 3\)"):
+        adapt.prefix_decomposition(q, k, v[:, :6], prefix_k, prefix_v, 0.5)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

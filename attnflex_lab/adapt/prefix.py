@@ -77,6 +77,8 @@ def prefix_decomposition(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pref
     if prefix_k.shape[-1] != q.shape[-1] or k.shape[-1] != q.shape[-1]:
         raise ValueError(f"q {tuple(q.shape)}, k {tuple(k.shape)} and prefix_k {tuple(prefix_k.shape)} "
                          "must share the last dim D")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k {tuple(k.shape)} and v {tuple(v.shape)} must have one row per key (the same S)")
     scores_p = scale * q @ prefix_k.T                     # (..., T, D) @ (D, P) -> (..., T, P)
     scores_k = scale * q @ k.transpose(-2, -1)            # (..., T, D) @ (..., D, S) -> (..., T, S)
     gate = torch.sigmoid(scores_p.logsumexp(-1) - scores_k.logsumexp(-1))  # Z_P / (Z_P + Z_K): (..., T)

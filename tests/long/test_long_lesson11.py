@@ -26,7 +26,7 @@ import torch
 
 from attnflex_lab.recipes import applications as apps
 from tests.learning import SEEDS
-from tests.test_learning_apps import ONE_QUERY, SEASONAL_LAGS, WINDOW, on_par
+from tests.test_learning_apps import ONE_QUERY, SEASONAL_LAGS, check_forecasters
 
 pytestmark = [pytest.mark.long, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -39,12 +39,7 @@ def _forecast(seed):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_forecasters_at_the_gpu_budget(seed):
-    run = _forecast(seed)
-    print(f"gpu seed {seed}: MASE {run.mase}, window − AR {run.mase_difference(WINDOW, 'linear AR')}, "
-          f"chosen {run.chosen}")
-    for name in (WINDOW, ONE_QUERY):
-        assert run.mase[name] < 0.5 * run.mase["seasonal naive"], (name, run.mase)
-    assert on_par(run), (run.mase_difference(WINDOW, "linear AR"), run.mase["linear AR"])
+    check_forecasters(_forecast(seed), f"gpu seed {seed}")
 
 
 def test_one_learned_query_weighs_the_season_in_two_of_three_seeds_at_the_gpu_budget():

@@ -61,6 +61,7 @@ def test_adapters_prefix_and_probe_use_few_parameters_and_lora_moves_the_attenti
     assert shift["lora"] > 0.3
 
 
+@pytest.mark.long   # 16 s of a 2-core make test; make test-long checks it
 def test_a_shared_model_with_a_task_token_lags_separate_models_at_equal_examples():
     """Negative transfer on reverse + rotate (measured, seed 0: separate 1.0 and 1.0, shared ≈ 0.68
     and 0.65 after twice the steps, so each task sees as many examples): the shared model has to

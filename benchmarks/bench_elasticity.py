@@ -22,13 +22,14 @@ import time
 
 import torch
 
+from attnflex_lab.elasticity import metrics as M
 from attnflex_lab.elasticity.bishara import BisharaChooser, BisharaParams, fit_bishara
 from attnflex_lab.elasticity.cli import json_safe
 from attnflex_lab.elasticity.models import FAMILIES
 from attnflex_lab.elasticity.serial import SERIAL_FAMILIES, run_serial, summarise_serial
 from attnflex_lab.elasticity.shift_runs import run_shift_experiment, sweep_ed_cost
 from attnflex_lab.elasticity.shifts import SHIFT_FAMILIES, SHIFT_KINDS
-from attnflex_lab.elasticity.switching import run_switching
+from attnflex_lab.elasticity.switching import LR_GRID, run_lr_grid, run_switching
 from attnflex_lab.elasticity.variants import (
     FEEDBACK_KINDS,
     SWITCH_KINDS,
@@ -107,20 +108,17 @@ def serial_table(profile: str, seeds: int, n_switches: int) -> dict:
     return out
 
 
-SETTING_A_LRS = (1e-3, 3e-3, 1e-2)   # one learning-rate grid for every setting-A family (issue 20 §3)
-
-
 def lr_grid_table(profile: str, seeds: int) -> dict:
-    """Setting A with every family on one learning-rate grid: recovery steps, mean ± 95 % CI over seeds."""
-    out = {}
+    """Setting A with the pointer, the shared scorer, the MLP and the GRU on one learning-rate grid:
+    recovery steps after a switch, mean ± 95 % CI over seeds (inf: some seed never recovered)."""
+    grid = run_lr_grid(seeds=range(seeds), profile_name=profile)
     print(f"\nsetting A on one learning-rate grid: recovery steps after a switch, {seeds} seeds, mean ± 95% CI")
-    print(f"{'family':<22}" + "".join(f"{f'lr {lr:g}':>18}" for lr in SETTING_A_LRS))
-    table = {lr: run_switching("weights", profile_name=profile, seeds=seeds, lr=lr).summary["families"]
-             for lr in SETTING_A_LRS}
-    for fam in FAMILIES:
-        cells = [table[lr][fam]["recovery_steps"] for lr in SETTING_A_LRS]
-        print(f"{fam:<22}" + "".join(f"{c['mean']:>10.1f} ± {(c['ci95'] or 0):<5.1f}" for c in cells))
-        out[fam] = {f"{lr:g}": c for lr, c in zip(SETTING_A_LRS, cells, strict=True)}
+    print(f"{'family':<22}" + "".join(f"{f'lr {lr:g}':>18}" for lr in LR_GRID))
+    out = {}
+    for fam, by_lr in grid.items():
+        cells = {lr: M.mean_ci(steps) for lr, steps in by_lr.items()}
+        print(f"{fam:<22}" + "".join(f"{m:>10.1f} ± {h:<5.1f}" for m, h in cells.values()))
+        out[fam] = {f"{lr:g}": {"mean": m, "ci95": h, "per_seed": by_lr[lr].tolist()} for lr, (m, h) in cells.items()}
     return out
 
 

@@ -5,12 +5,14 @@ score ≥ 0.95 on that rule's held-out probe before the switch; the attention po
 of their attention on the target once they have recovered.
 """
 
+import math
+
 import numpy as np
 import pytest
 
 from attnflex_lab.elasticity.experiment import UpdateNorm, run_schedule
 from attnflex_lab.elasticity.models import FAMILIES
-from attnflex_lab.elasticity.switching import weights_config
+from attnflex_lab.elasticity.switching import LR_GRID, run_lr_grid, weights_config
 
 pytestmark = pytest.mark.learning
 
@@ -74,3 +76,40 @@ def test_adam_without_reset_takes_larger_steps_after_a_switch(one_torch_thread):
             before[family], after[family] = n[s - 10:s].mean(), n[s + 3:s + 13].mean()
         assert after["pointer"] > 1.5 * after["pointer_reset"], (seed, after)
         assert after["pointer"] > 3 * before["pointer"], (seed, before, after)
+
+
+def test_lr_grid_passes_each_learning_rate_and_keeps_a_failed_recovery(monkeypatch):
+    """run_lr_grid's bookkeeping, with the training replaced by a stand-in whose recovery is known:
+    each (family, lr, seed) gets its own config, a seed's value is the mean over its switches, and a
+    switch that never recovered (inf) is kept, not averaged away."""
+    from types import SimpleNamespace
+
+    from attnflex_lab.elasticity import switching
+
+    def fake_run(cfg):   # recovery 1000 · lr on the first switch, seed-dependent on the second
+        second = math.inf if (cfg.family == "mlp" and cfg.seed == 1) else float(cfg.seed)
+        return SimpleNamespace(switches=[{"recovery_steps": 1000 * cfg.lr}, {"recovery_steps": second}])
+
+    monkeypatch.setattr(switching, "run_schedule", fake_run)
+    grid = run_lr_grid(("pointer", "mlp"), (1e-3, 1e-2), seeds=[0, 1], profile_name="cpu")
+    assert list(grid) == ["pointer", "mlp"] and list(grid["pointer"]) == [1e-3, 1e-2]
+    np.testing.assert_allclose(grid["pointer"][1e-3], [0.5, 1.0])          # (1 + 0) / 2, (1 + 1) / 2
+    np.testing.assert_allclose(grid["pointer"][1e-2], [5.0, 5.5])
+    assert grid["mlp"][1e-2][0] == 5.0 and grid["mlp"][1e-2][1] == math.inf
+    with pytest.raises(ValueError, match="positive learning rates"):
+        run_lr_grid(("pointer",), (1e-3, 0.0), seeds=[0], profile_name="smoke")
+
+
+@pytest.mark.long
+def test_on_one_lr_grid_the_weight_sharing_scorers_relearn_faster_than_mlp_and_gru(one_torch_thread):
+    """Lesson 08 (I), section 8's learning-rate grid, seeds 0-2 at the cpu size: at every lr of the grid
+    the pointer and the shared scorer recover faster than the MLP and the GRU (a run that never
+    recovers counts as never), and the lr moves the pointer's recovery more than twofold."""
+    grid = run_lr_grid(seeds=range(3), profile_name="cpu")
+    for fam, by_lr in grid.items():
+        print(fam, {lr: np.round(v, 1).tolist() for lr, v in by_lr.items()})
+    for lr in LR_GRID:
+        fast = max(grid["pointer"][lr].mean(), grid["shared_mlp"][lr].mean())
+        slow = min(grid["mlp"][lr].mean(), grid["gru"][lr].mean())
+        assert fast < slow, (lr, {f: v[lr] for f, v in grid.items()})
+    assert grid["pointer"][LR_GRID[0]].mean() > 2 * grid["pointer"][LR_GRID[-1]].mean(), grid["pointer"]

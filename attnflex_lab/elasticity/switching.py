@@ -44,6 +44,34 @@ def weights_config(family: str, seed: int, profile_name: str, **overrides) -> Sw
     return SwitchConfig(family=family, seed=seed, **{**sizes, **extra, **overrides})
 
 
+LR_GRID = (1e-3, 3e-3, 1e-2)   # one learning-rate grid for every setting-A family (issue 20 §3)
+GRID_FAMILIES = ("pointer", "shared_mlp", "mlp", "gru")
+
+
+def run_lr_grid(families: tuple[str, ...] = GRID_FAMILIES, lrs: tuple[float, ...] = LR_GRID, *,
+                seeds=range(3), profile_name: str = "cpu", **overrides) -> dict[str, dict[float, np.ndarray]]:
+    """Setting A with every family at every learning rate of one grid: {family: {lr: recovery (seeds,)}}.
+
+    A seed's recovery is the mean of its switches' recovery steps; ``math.inf`` if a switch never
+    recovered within ``max_phase_steps`` (so a family that fails at some lr is not averaged away).
+    Comparing families at one hand-picked lr credits whichever the lr suits; on a shared grid each
+    family shows its own best and worst.
+    """
+    bad = [lr for lr in lrs if not lr > 0]
+    if bad or not lrs:
+        raise ValueError(f"lrs must be positive learning rates, got {lrs}")
+    out = {}
+    for fam in families:
+        out[fam] = {}
+        for lr in lrs:
+            per_seed = []
+            for seed in seeds:
+                run = run_schedule(weights_config(fam, seed, profile_name, lr=lr, **overrides))
+                per_seed.append(float(np.mean([s["recovery_steps"] for s in run.switches])))   # inf stays inf
+            out[fam][lr] = np.array(per_seed)                                                  # (seeds,)
+    return out
+
+
 def context_config(seed: int, profile_name: str, **overrides) -> ContextConfig:
     """The setting-B config in a profile. gpu: sized up, not measured on a GPU."""
     sizes = by_profile(smoke=dict(steps=30, warmup=5, batch_size=16),

@@ -1,5 +1,6 @@
 """Lesson 09's package pieces: the post-LN block, attention dropout, the LR range test, recipe variants."""
 
+import dataclasses
 import math
 
 import pytest
@@ -9,7 +10,16 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from attnflex_lab.modules import MultiHeadAttention, TransformerBlock
-from attnflex_lab.recipes.variants import Variant, mean_sd, run_variant, saved_curves, sizes_for, summary_table
+from attnflex_lab.recipes.variants import (
+    Variant,
+    mean_sd,
+    regulariser_variants,
+    run_variant,
+    saved_curves,
+    sizes_for,
+    small_data_sizes,
+    summary_table,
+)
 from attnflex_lab.training.lr_range import lr_range_test
 
 
@@ -110,11 +120,24 @@ def test_a_smoke_variant_trains_and_reports_its_curves(one_torch_thread):
     run = runs["a"][0]
     assert {"test_token_accuracy", "attention_entropy", "attention_on_target", "steps_trained"} <= set(run.metrics)
     assert run.history.stopped_early == (run.metrics["steps_trained"] < 30)
+    train, test = run.metrics["train_token_accuracy"], run.metrics["test_token_accuracy"]
+    assert 0 <= train <= 1 and run.metrics["generalisation_gap"] == pytest.approx(train - test)
     curves = saved_curves(runs, "val_loss")
     assert len(curves["a"]) == 2 and curves["a"][0][0][0] == sizes.eval_every
     values = [r.metrics["test_token_accuracy"] for r in runs["a"]]
     assert mean_sd(runs["a"], "test_token_accuracy")[0] == pytest.approx(sum(values) / 2)
     assert "a" in summary_table(runs, ["test_token_accuracy"])
+
+
+def test_regulariser_variants_add_exactly_one_knob_each_to_the_baseline():
+    baseline, *others = regulariser_variants(300)
+    assert baseline.name == "baseline" and baseline.warmup_steps == 30
+    for variant in others:
+        changed = {k for k, v in dataclasses.asdict(variant).items() if v != getattr(baseline, k)} - {"name"}
+        assert len(changed) == 1, (variant.name, changed)
+    cpu = small_data_sizes("cpu")
+    assert cpu.n_train == 64 and small_data_sizes("gpu") == cpu       # gpu runs the measured setting
+    assert small_data_sizes("smoke").steps < cpu.steps
 
 
 def test_block_gradient_norms_and_the_first_update_ratio():

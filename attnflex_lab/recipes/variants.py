@@ -91,6 +91,28 @@ def sizes_for(task: str, profile_name: str | None = None) -> Sizes:
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
+def small_data_sizes(profile_name: str | None = None) -> Sizes:
+    """Lesson 09's over-fitting setting: sort learned from 64 training sequences, where the encoder
+    reaches train token accuracy 1.0 and a clearly lower test accuracy, so regularisers have a gap to
+    close. The gpu profile runs the cpu sizes: the claims were measured there (a wider model on
+    longer sequences is another experiment)."""
+    sized_as = "smoke" if by_profile(smoke=True, cpu=False, gpu=False, profile_name=profile_name) else "cpu"
+    return dataclasses.replace(sizes_for("sort", sized_as), n_train=64,
+                               steps=by_profile(smoke=20, cpu=300, gpu=300, profile_name=profile_name))
+
+
+def regulariser_variants(steps: int, lr: float = 3e-3) -> list[Variant]:
+    """A baseline (lr with a warm-up over the first 10 % of ``steps``, no regulariser) and one variant
+    per regulariser, each adding exactly one knob to the baseline."""
+    base = {"lr": lr, "warmup_steps": steps // 10}
+    return [Variant("baseline", **base),
+            Variant("weight decay 0.1", weight_decay=0.1, **base),
+            Variant("dropout 0.1", dropout=0.1, **base),
+            Variant("attention dropout 0.1", attn_dropout=0.1, **base),
+            Variant("label smoothing 0.1", label_smoothing=0.1, **base),
+            Variant("early stopping", patience=4, **base)]
+
+
 @dataclass
 class VariantRun:
     variant: Variant
@@ -152,8 +174,11 @@ def _run_encoder(task: str, variant: Variant, sizes: Sizes, seed: int, data_seed
     model.eval()
     with torch.no_grad():
         preds = predict(model, test.x)                             # (N, T)
+        train_preds = predict(model, train.x)                      # (n_train, T): the over-fitting check
         metrics = {"test_token_accuracy": accuracy(preds, test.y),
                    "test_exact_match": exact_match(preds, test.y),
+                   "train_token_accuracy": accuracy(train_preds, train.y),
+                   "generalisation_gap": accuracy(train_preds, train.y) - accuracy(preds, test.y),
                    **encoder_attention(model, test.x, test.y)}
     return VariantRun(variant, seed, history, metrics, model, {"train": train, "test": test})
 

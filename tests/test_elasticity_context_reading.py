@@ -41,15 +41,24 @@ def test_uniform_attention_reads_the_same_with_and_without_a_switch():
 
 
 @pytest.mark.long
-def test_a_switch_does_not_pull_attention_onto_the_post_switch_evidence(one_torch_thread):
+def test_a_switch_does_not_pull_attention_onto_the_post_switch_evidence(one_torch_thread):  # and the GRU
     """Lesson 08 (II)'s reading at the cpu size (600 steps, seeds 0-2): the attention from trial s+k onto
     the post-switch trials is the same, within 0.05, as on the same trials with no switch — the
     transformer's attention is recency, not re-allocation (seed 0 measured a largest gap of 0.006)."""
-    from attnflex_lab.elasticity.context import train_context
+    from attnflex_lab.elasticity.context import evaluate_context, train_context
     from attnflex_lab.elasticity.switching import context_config
 
     for seed in (0, 1, 2):
         model, _ = train_context(context_config(seed, "cpu", steps=600))
+        curve = evaluate_context(model, n=2000)
+        # lesson 08 (II) section 2: the transformer tracks the rule, never beats the Bayes observer on
+        # average; beside it the GRU (lr 1e-2, same 600 steps) tracks it too, more slowly (measured
+        # overall 0.832 / 0.821 / 0.857 against 0.914 / 0.914 / 0.909; five trials on 0.87 against 0.97)
+        gru, _ = train_context(context_config(seed, "cpu", steps=600, arch="gru", lr=1e-2))
+        gru_curve = evaluate_context(gru, n=2000)
+        print(seed, curve.model_overall, gru_curve.model_overall, curve.observer_overall, curve.model[5])
+        assert curve.model[5] >= 0.8 and curve.model_overall <= curve.observer_overall + 0.02, (seed, curve)
+        assert 0.75 < gru_curve.model_overall < curve.model_overall, (seed, gru_curve.model_overall, curve)
         r = post_switch_attention(model, n=1000, max_lag=5)
         gap = r["switch"] - r["control"]
         assert np.abs(gap).max() < 0.05, (seed, gap)

@@ -9,8 +9,8 @@ with the notebook's gpu overrides), seeds 0-2.
   post-LN does not hold at this size. The notebook asserts the post-LN claims in cpu only and states
   these numbers. No test here asserts that a recipe must fail;
 - adversarial training (section 6; gpu: 1,500 steps, ε = 0.1): FGSM- and PGD-trained digits models
-  gain more than 0.1 PGD accuracy over the standard one (means over seeds), and the PGD-trained
-  model pays some clean accuracy.
+  gain more than 0.1 PGD accuracy over the standard one (means over seeds), and at this budget the
+  PGD-trained model pays no clean accuracy (within 0.02; the cpu profile's cost does not survive).
 
 - regularisers on a small training set (section 4; cpu sizes, which the gpu profile also runs:
   ``small_data_sizes``): sort from 64 training sequences over-fits on every seed (train token
@@ -76,13 +76,16 @@ def test_pre_ln_with_a_warm_up_learns_reverse_at_a_high_lr(schedule, seed):
     assert _schedule(schedule, seed) >= 0.95
 
 
-def test_adversarial_training_buys_robust_accuracy_for_clean_accuracy():
+def test_adversarial_training_buys_robust_accuracy_and_at_this_budget_no_clean_accuracy():
+    """Measured (seeds 0-2, means): clean 0.982 standard, 0.984 FGSM-, 0.988 PGD-trained; PGD accuracy
+    0.605, 0.821, 0.823. The cpu profile's clean cost (0.96 -> 0.86-0.88) does not survive 1,500 steps,
+    so the notebook asserts that cost in cpu only and states these numbers for gpu."""
     runs = {name: [_adversarial(name, s) for s in SEEDS] for name in ADVERSARIAL}
     clean = {name: np.mean([c for c, _ in r]) for name, r in runs.items()}
     robust = {name: np.mean([p for _, p in r]) for name, r in runs.items()}
     print("clean", clean, "PGD", robust)
     assert robust["PGD-trained"] > robust["standard"] + 0.1 and robust["FGSM-trained"] > robust["standard"] + 0.1
-    assert clean["PGD-trained"] < clean["standard"]
+    assert clean["PGD-trained"] > clean["standard"] - 0.02, clean   # the prose's "the cost vanished"
 
 
 @functools.cache

@@ -23,7 +23,7 @@ XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadfile)
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: setup lab test test-fast test-notebooks test-compat test-long test-gpu lint strip doctor bench clean site site-smoke test-site
+.PHONY: setup lab test test-fast test-notebooks test-compat test-long test-long-cpu test-gpu lint strip doctor bench clean site site-smoke test-site
 
 setup: $(STAMP)
 
@@ -51,10 +51,16 @@ test-fast: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(XDIST) -m "not browser"
 
-# The full-scale tier: each lesson's headline comparison at the gpu profile's budget, trained on CPU over
-# seeds 0-2 (marker `long`). Not part of `make test` or CI; it takes up to an hour on two cores.
+# The full-scale tier (tests/long): each lesson's headline comparison at the gpu profile's budget, trained
+# on CPU over seeds 0-2. Not part of `make test` or CI; about an hour on two cores. Files stay whole on a
+# worker except where tests/long/conftest.py lets a file's tests spread (--dist loadgroup).
 test-long: setup
-	$(PY) -m pytest $(XDIST) -m long tests
+	$(PY) -m pytest $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadgroup) -m long tests/long
+
+# The cpu profile's learning checks that are too slow for `make test` (marker `long` outside tests/long):
+# seeds 1 and 2 of the heaviest ones, the checks over three seeds, lesson 08's longer runs. About 15 min.
+test-long-cpu: setup
+	$(PY) -m pytest $(XDIST) -m long tests --ignore=tests/long
 
 # What needs a CUDA GPU (the device machine, Colab, your own): the `cuda` tests (skipped elsewhere),
 # then every notebook in the gpu profile, then the benchmarks' MFU table.

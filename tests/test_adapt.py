@@ -296,6 +296,23 @@ def test_rotate_task_shifts_by_k_and_refuses_a_useless_shift():
             rotate_task(20, 7, shift)
 
 
+def test_adapt_model_draws_the_new_parameters_from_its_seed_alone():
+    """Same seed, different global RNG state before the call: the same adapted model (lesson 10's
+    seeds draw the new parameters' start; the state left by earlier cells must not)."""
+    from attnflex_lab.adapt.transfer import adapt_model, rotate_task
+
+    base = _encoder().float()
+    new = {split: rotate_task(16, T, 1, seed=i) for i, split in enumerate(("train", "val", "test"))}
+    adapted = []
+    for state in (10, 11):
+        torch.manual_seed(state)   # what ran before
+        model = adapt_model(base, "prefix", new, new["test"], profile="smoke", seed=3, steps=1).model
+        adapted.append({name: p for name, p in model.named_parameters() if p.requires_grad})
+    assert adapted[0].keys() == adapted[1].keys() and len(adapted[0]) > 1
+    for name, p in adapted[0].items():
+        assert torch.equal(p, adapted[1][name]), name
+
+
 def test_attention_shift_by_head_counts_mass_moved_onto_a_prefix():
     from attnflex_lab.adapt.transfer import attention_shift_by_head
 

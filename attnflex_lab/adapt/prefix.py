@@ -7,8 +7,8 @@ the layer is exactly the base layer. This is attention-specific: adapters and Lo
 any network, a prefix only means something where there are keys and values.
 
 Li & Liang train the prefix through a small MLP, because optimising it directly was unstable for
-them at GPT-2 scale; at the lab's size the prefix is a plain parameter (simpler), and lesson 10
-measures how well that trains.
+them at GPT-2 scale; at the lab's size the prefix is a plain parameter (simpler). It trains, but
+only with a learning rate ten times LoRA's (``transfer.LEARNING_RATES``; lesson 10 measures both).
 
 What a prefix can and cannot do (He et al. 2022, "Towards a unified view of parameter-efficient
 transfer learning", eq. 7): split softmax's denominator into the prefix's part and the keys' part,

@@ -19,14 +19,20 @@ SEEDS = (0, 1, 2)
 SEED0_HERE_REST_LONG = (0, *(pytest.param(seed, marks=pytest.mark.long) for seed in SEEDS[1:]))
 
 
-@functools.cache
 def training_run(name: str, seed: int, profile_name: str = "cpu"):
     """(metrics, run, history) of recipe ``name`` trained in ``profile_name`` with ``seed``, once
     per process; ``history.evals`` is the validation curve (the long tier checks plateaus on it).
 
     One training run is at most one test's work (each test names its seed), so no test waits for
-    three; the tests that compare splits or models reuse what the others trained.
+    three; the tests that compare splits or models reuse what the others trained. The cache key is
+    always (name, seed, profile_name), however the caller spells the call: ``functools.cache`` alone
+    keys on the arguments as given, so ``training_run(x, 0)`` and ``trained(x, 0)`` trained twice.
     """
+    return _cached_run(name, int(seed), profile_name)
+
+
+@functools.cache
+def _cached_run(name: str, seed: int, profile_name: str):
     return recipes.train_recipe(name, profile_name=profile_name, seed=seed, progress=False)
 
 

@@ -28,7 +28,7 @@ from . import METHODS, prepare, trainable_parameters
 # need a larger step than full fine-tuning (on rotate, seed 0: LoRA reached 0.81 token accuracy in
 # 400 steps at 1e-2 and 1.0 in 300 at 3e-2; adapters 0.33 at 5e-3, 0.36 at 3e-2). The prefix needs
 # larger still: on shifted reverse (``sweeps.shifted_reverse_splits``, 300 steps, P = 10, seeds 0-2)
-# it stayed at 0.13-0.15 with 3e-2 and reached 1.00 / 1.00 / 0.90 with 3e-1 (lesson 10, section 7).
+# it stayed at 0.13-0.15 with 3e-2 and reached 1.00 / 1.00 / 0.90 with 3e-1 (lesson 10, section 5).
 LEARNING_RATES = {"full": 2e-3, "linear_probe": 1e-2, "freeze_attention": 2e-3, "freeze_mlp": 2e-3,
                   "lora": 3e-2, "adapter": 3e-2, "prefix": 3e-1}
 

@@ -175,10 +175,11 @@ def _run_encoder(task: str, variant: Variant, sizes: Sizes, seed: int, data_seed
     with torch.no_grad():
         preds = predict(model, test.x)                             # (N, T)
         train_preds = predict(model, train.x)                      # (n_train, T): the over-fitting check
-        metrics = {"test_token_accuracy": accuracy(preds, test.y),
+        test_acc, train_acc = accuracy(preds, test.y), accuracy(train_preds, train.y)
+        metrics = {"test_token_accuracy": test_acc,
                    "test_exact_match": exact_match(preds, test.y),
-                   "train_token_accuracy": accuracy(train_preds, train.y),
-                   "generalisation_gap": accuracy(train_preds, train.y) - accuracy(preds, test.y),
+                   "train_token_accuracy": train_acc,
+                   "generalisation_gap": train_acc - test_acc,
                    **encoder_attention(model, test.x, test.y)}
     return VariantRun(variant, seed, history, metrics, model, {"train": train, "test": test})
 

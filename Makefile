@@ -57,10 +57,15 @@ test-fast: setup
 test-long: setup
 	$(PY) -m pytest $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadgroup) -m long tests/long
 
-# The cpu profile's learning checks that are too slow for `make test` (marker `long` outside tests/long):
-# seeds 1 and 2 of the heaviest ones, the checks over three seeds, lesson 08's longer runs. About 15 min.
+# The cpu profile's claims that are too slow for `make test`: the learning checks marked `long` outside
+# tests/long (seeds 1 and 2 of the heaviest ones, the checks over three seeds, lesson 08's longer runs),
+# then the lessons whose cpu asserts have no learning test of their own, executed in cpu (their asserts
+# are the check; a cell may take over 10 min there). About 45 min on two cores.
+CPU_NOTEBOOKS ?= $(addprefix notebooks/,09_training_recipes_and_robustness.ipynb 10_adapting_attention_models.ipynb \
+                 11_attention_applications.ipynb 12_reading_and_shipping.ipynb)
 test-long-cpu: setup
 	$(PY) -m pytest $(XDIST) -m long tests --ignore=tests/long
+	$(PY) -m pytest $(XDIST) --nbval-cell-timeout=1800 $(CPU_NOTEBOOKS) --notebook-profile=cpu
 
 # What needs a CUDA GPU (the device machine, Colab, your own): the `cuda` tests (skipped elsewhere),
 # then every notebook in the gpu profile, then the benchmarks' MFU table.

@@ -57,3 +57,9 @@ def test_digits_pooling_over_three_seeds():
     mean_pool = torch.tensor([trained("digits_mean", s)[0]["test_accuracy"] for s in SEEDS])
     print(f"8x8: attention {att.mean():.4f} ± {att.std():.4f}, mean {mean_pool.mean():.4f} ± {mean_pool.std():.4f}")
     assert mean_pool.mean() >= att.mean() - 0.02, (att, mean_pool)
+
+
+@pytest.mark.long
+def test_without_p_t_the_model_is_as_good_and_still_reads_one_region_at_the_cpu_budget():
+    from tests.long.test_long_lesson03 import check_p_t_ablation  # one check, both budgets
+    check_p_t_ablation("cpu")

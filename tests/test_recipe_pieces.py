@@ -160,3 +160,18 @@ def test_block_gradient_norms_and_the_first_update_ratio():
     assert len(small["grad_norm"]) == 2 and small["grad_norm"] == large["grad_norm"]
     for a, b in zip(small["update_ratio"], large["update_ratio"], strict=True):
         assert b == pytest.approx(100 * a, rel=0.05)                 # Adam's first step scales with lr
+
+
+@pytest.mark.parametrize("profile, layers", [("cpu", 4), ("gpu", 6)])
+def test_post_ln_gradients_at_init_spread_more_than_pre_ln(profile, layers):
+    """Cell nb09-10b's claims at the sizes the cpu and gpu profiles use (section 2's encoder, seeds 0-2;
+    one batch, no training): post-LN's largest/smallest block gradient norm is over 3x pre-LN's, and
+    Adam's first step at lr 3e-2 moves every block by > 0.2 of its weight norm."""
+    from attnflex_lab.recipes.variants import init_gradient_report, sizes_for
+
+    sizes = dataclasses.replace(sizes_for("reverse", profile), n_layers=layers)
+    for seed in (0, 1, 2):
+        post, pre = (init_gradient_report(norm_first, seed, sizes, 3e-2) for norm_first in (False, True))
+        spread = [max(r["grad_norm"]) / min(r["grad_norm"]) for r in (post, pre)]
+        assert spread[0] > 3 * spread[1], (profile, seed, spread)
+        assert min(post["update_ratio"] + pre["update_ratio"]) > 0.2, (profile, seed, post, pre)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..analysis.robustness import fgsm, pgd
+from ..analysis.robustness import corrupt_tokens, fgsm, pgd
 from ..metrics import accuracy, attention_entropy, attention_on_target, exact_match
 from ..models.classifier import AttentionPoolingClassifier, ClassifierConfig
 from ..models.transformer import EncoderConfig, SequenceEncoder
@@ -146,6 +146,29 @@ def encoder_attention(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dic
             "attention_on_target": on_target}
 
 
+def lesson_encoder(sizes: Sizes, norm_first: bool, *, dropout: float = 0.0, attn_dropout: float = 0.0
+                   ) -> SequenceEncoder:
+    """The lesson's encoder at ``sizes`` (4 heads; its positions cover ``sizes.length``), drawn from
+    torch's current seed: sections 2-5 train it, the LR range test sweeps it."""
+    return SequenceEncoder(EncoderConfig(vocab_size=VOCAB, n_classes=VOCAB, max_len=sizes.length,
+                                         d_model=sizes.d_model, n_heads=4, n_layers=sizes.n_layers,
+                                         dropout=dropout, attn_dropout=attn_dropout, norm_first=norm_first))
+
+
+def reverse_corruption(model: nn.Module, test, rate: float, seed: int) -> dict[str, float]:
+    """Section 6's token corruption on a reverse model: each input digit of ``test`` (x, y: (N, T)) is
+    replaced with probability ``rate``; the share of all outputs right, of the outputs whose source
+    digit was kept, and of the corrupted outputs that copy the new digit (NaN when none was)."""
+    x_bad, changed = corrupt_tokens(test.x, rate, VOCAB, generator=torch.Generator().manual_seed(seed))
+    preds = predict(model, x_bad)                                  # (N, T)
+    source_changed = changed.flip(1)                               # output i reads input T - 1 - i
+    copied = (accuracy(preds[source_changed], x_bad.flip(1)[source_changed]) if source_changed.any()
+              else float("nan"))
+    return {"all outputs": accuracy(preds, test.y),
+            "outputs whose source was kept": accuracy(preds[~source_changed], test.y[~source_changed]),
+            "corrupted outputs copy the new digit": copied}
+
+
 def _run_encoder(task: str, variant: Variant, sizes: Sizes, seed: int, data_seed: int) -> VariantRun:
     if variant.adversarial:
         raise ValueError("adversarial training is offered on the digits task (pixels) only")
@@ -153,10 +176,7 @@ def _run_encoder(task: str, variant: Variant, sizes: Sizes, seed: int, data_seed
     train, val, test = (make_task(task, n, sizes.length, vocab_size=VOCAB, seed=base + k)
                         for k, n in ((1, sizes.n_train), (2, 512), (3, 512)))
     torch.manual_seed(seed)
-    model = SequenceEncoder(EncoderConfig(
-        vocab_size=VOCAB, n_classes=VOCAB, max_len=sizes.length, d_model=sizes.d_model, n_heads=4,
-        n_layers=sizes.n_layers, dropout=variant.dropout, attn_dropout=variant.attn_dropout,
-        norm_first=variant.norm_first))
+    model = lesson_encoder(sizes, variant.norm_first, dropout=variant.dropout, attn_dropout=variant.attn_dropout)
 
     def loss_fn(m, batch):
         x, y = batch                                               # (B, T), (B, T)
@@ -311,9 +331,7 @@ def init_gradient_report(norm_first: bool, seed: int, sizes: Sizes, lr: float) -
     block's gradient norm, and each block's update/weight ratio ‖Δθ_l‖ / ‖θ_l‖ after one AdamW step
     at ``lr`` (Adam's first step moves every weight by about lr whatever its gradient's size)."""
     torch.manual_seed(seed)
-    model = SequenceEncoder(EncoderConfig(vocab_size=VOCAB, n_classes=VOCAB, max_len=sizes.length,
-                                          d_model=sizes.d_model, n_heads=4, n_layers=sizes.n_layers,
-                                          norm_first=norm_first))
+    model = lesson_encoder(sizes, norm_first)
     data = make_task("reverse", sizes.batch_size, sizes.length, vocab_size=VOCAB, seed=1000 * seed + 1)
     loss = F.cross_entropy(model(data.x).flatten(0, 1), data.y.flatten())
     norms = block_gradient_norms(model, loss, retain_graph=True)

@@ -92,9 +92,10 @@ def _without_positions(profile: str, seed: int) -> tuple[float, float]:
     return run.final_metrics(run.model)["test_accuracy"], alpha.max(-1).values.mean().item()
 
 
-@pytest.mark.parametrize("profile", ["cpu", "gpu"])
-def test_without_p_t_the_model_is_as_good_and_still_reads_one_region(profile):
-    """Lesson 03, section 2's ablation: zero padding leaks position, so p_t buys (almost) nothing."""
+def check_p_t_ablation(profile: str) -> None:
+    """Lesson 03, section 2's ablation at ``profile``'s budget, seeds 0-2: zero padding leaks position,
+    so the model without p_t is as accurate (within TIE_8X8 on average, 0.03 on each seed) and still
+    reads one region (mean top weight > 0.9)."""
     with_p = torch.tensor([trained("digits", s, profile)[0]["test_accuracy"] for s in SEEDS])
     without = [_without_positions(profile, s) for s in SEEDS]
     acc = torch.tensor([a for a, _ in without])
@@ -102,3 +103,7 @@ def test_without_p_t_the_model_is_as_good_and_still_reads_one_region(profile):
     print(f"{profile}: with p_t {with_p.tolist()}, without {acc.tolist()}, top weight without {top}")
     assert acc.mean() >= with_p.mean() - TIE_8X8 and min(top) > 0.9, (with_p, acc, top)
     assert (acc >= with_p - 0.03).all(), (with_p, acc)     # the notebook's one-seed check
+
+
+def test_without_p_t_the_model_is_as_good_and_still_reads_one_region_at_the_gpu_budget():
+    check_p_t_ablation("gpu")     # the cpu budget: tests/test_learning_digits.py (make test-long-cpu)

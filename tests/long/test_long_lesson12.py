@@ -1,5 +1,6 @@
-"""Lesson 12 at full scale: the digits ViT trained at the cpu and the gpu profile's budgets, seeds 0-2,
-and every claim the lesson makes about it in those profiles (make test-long; not in CI).
+"""Lesson 12 at full scale: the digits ViT trained at the gpu profile's budget, seeds 0-2, and every
+claim the lesson makes about it in that profile (make test-long; not in CI). The same checks at the
+cpu budget run in make test-long-cpu (tests/test_learning_reading.py).
 
 The claims (numbers measured are in the lesson's prose and the issue-21 report):
 - fills: integrated gradients with the baseline that matches the fill (zero, mean pixel, blur) has
@@ -11,43 +12,20 @@ The claims (numbers measured are in the lesson's prose and the issue-21 report):
 - uniform attention: all layers drop the model to near chance, the last layer only keeps it far above;
 - adversarial attention: for most images a [CLS] row with JSD > 0.3 nats from the learned one leaves
   the output within 0.01 (TVD);
-- greedy head pruning keeps accuracy within 0.1 with a third of the heads gone.
+- greedy head pruning keeps accuracy within 0.1 with a third of the heads gone;
+- the int8 copy (dynamic quantization of every Linear) scores within 0.02 of the float model.
+Sizes: tests/reading_claims.SIZES (fewer images and IG steps than the gpu notebook, to fit the hour).
+Measured (make test-long, 2026-12-06, before the int8 check was added): every claim held on seeds 0-2,
+500-557 s a seed on two cores.
 """
 
-import functools
-
 import pytest
-import torch
 
-from attnflex_lab import recipes
-from tests.reading_claims import FILLS, measure
+from tests.reading_claims import check_claims, measured
 
 pytestmark = [pytest.mark.long, pytest.mark.usefixtures("one_torch_thread")]
 
 
-@functools.cache
-def _measured(profile: str, seed: int) -> dict:
-    torch.set_num_threads(1)
-    metrics, run, _ = recipes.train_recipe("vit", profile_name=profile, seed=seed, progress=False)
-    result = measure(run.model, run.extras["data"], seed)
-    print(profile, seed, result)
-    return result
-
-
-@pytest.mark.parametrize("profile", ["cpu", "gpu"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lesson12_claims_hold(profile, seed):
-    r = _measured(profile, seed)
-    for kind in FILLS:
-        table = r["faithfulness"][kind]
-        ig = table["integrated gradients"]
-        for name in ("attention", "rollout", "grad×input", "random"):
-            assert ig["deletion"] < table[name]["deletion"], (kind, name, table)
-            assert ig["insertion"] > table[name]["insertion"], (kind, name, table)
-    mean_fill = r["faithfulness"]["mean"]
-    assert mean_fill["IG, zero baseline"]["deletion"] > mean_fill["integrated gradients"]["deletion"], mean_fill
-    assert max(r["randomised spearman"].values()) < 0.5, r["randomised spearman"]   # far from unchanged (1)
-    assert r["uniform all layers"] < 0.3 < r["accuracy"] - 0.5, r
-    assert r["uniform last layer"] > r["uniform all layers"] + 0.2, r
-    assert r["adversarial found"] > 0.5, r
-    assert r["pruning greedy"] >= r["accuracy"] - 0.1, r
+def test_lesson12_claims_hold_at_the_gpu_budget(seed):
+    check_claims(measured("gpu", seed))

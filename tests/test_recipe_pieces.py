@@ -175,3 +175,27 @@ def test_post_ln_gradients_at_init_spread_more_than_pre_ln(profile, layers):
         spread = [max(r["grad_norm"]) / min(r["grad_norm"]) for r in (post, pre)]
         assert spread[0] > 3 * spread[1], (profile, seed, spread)
         assert min(post["update_ratio"] + pre["update_ratio"]) > 0.2, (profile, seed, post, pre)
+
+
+class _ReverseOracle(nn.Module):
+    """Outputs one-hot logits of its input reversed: a reverse model that reads only its source position."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))     # predict() asks the model for its device
+
+    def forward(self, x):                               # (N, T) -> (N, T, 10)
+        return F.one_hot(x.flip(1), 10).float()
+
+
+def test_reverse_corruption_reads_each_output_against_its_own_source():
+    from attnflex_lab.recipes.variants import reverse_corruption
+    from attnflex_lab.tasks.algorithmic import make_task
+
+    test = make_task("reverse", 400, 8, vocab_size=10, seed=3)
+    clean = reverse_corruption(_ReverseOracle(), test, 0.0, seed=0)
+    assert clean["all outputs"] == 1.0 and math.isnan(clean["corrupted outputs copy the new digit"])
+    shares = reverse_corruption(_ReverseOracle(), test, 0.3, seed=0)
+    assert shares["outputs whose source was kept"] == 1.0                 # nothing spreads ...
+    assert shares["corrupted outputs copy the new digit"] == 1.0          # ... the new digit is copied
+    assert 0.6 < shares["all outputs"] < 0.8                               # about 1 - rate of outputs stay right

@@ -60,12 +60,13 @@ test-long: setup
 # The cpu profile's claims that are too slow for `make test`: the learning checks marked `long` outside
 # tests/long (seeds 1 and 2 of the heaviest ones, the checks over three seeds, lesson 08's longer runs),
 # then the lessons whose cpu asserts have no learning test of their own, executed in cpu (their asserts
-# are the check; a cell may take over 10 min there). About 45 min on two cores.
+# are the check; a cell may take over 10 min there, and one torch thread per kernel keeps two kernels
+# from starving each other's output). Not yet timed end to end: roughly 15 + 30 min on two cores.
 CPU_NOTEBOOKS ?= $(addprefix notebooks/,09_training_recipes_and_robustness.ipynb 10_adapting_attention_models.ipynb \
                  11_attention_applications.ipynb 12_reading_and_shipping.ipynb)
 test-long-cpu: setup
 	$(PY) -m pytest $(XDIST) -m long tests --ignore=tests/long
-	$(PY) -m pytest $(XDIST) --nbval-cell-timeout=1800 $(CPU_NOTEBOOKS) --notebook-profile=cpu
+	OMP_NUM_THREADS=1 $(PY) -m pytest $(XDIST) --nbval-cell-timeout=1800 $(CPU_NOTEBOOKS) --notebook-profile=cpu
 
 # What needs a CUDA GPU (the device machine, Colab, your own): the `cuda` tests (skipped elsewhere),
 # then every notebook in the gpu profile, then the benchmarks' MFU table.

@@ -199,3 +199,6 @@ def test_reverse_corruption_reads_each_output_against_its_own_source():
     assert shares["outputs whose source was kept"] == 1.0                 # nothing spreads ...
     assert shares["corrupted outputs copy the new digit"] == 1.0          # ... the new digit is copied
     assert 0.6 < shares["all outputs"] < 0.8                               # about 1 - rate of outputs stay right
+    bad = type("Split", (), {"x": test.x, "y": test.y[:, :-1]})()
+    with pytest.raises(ValueError, match=r"\(400, 8\) and \(400, 7\)"):
+        reverse_corruption(_ReverseOracle(), bad, 0.3, seed=0)

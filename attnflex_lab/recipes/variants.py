@@ -159,6 +159,9 @@ def reverse_corruption(model: nn.Module, test, rate: float, seed: int) -> dict[s
     """Section 6's token corruption on a reverse model: each input digit of ``test`` (x, y: (N, T)) is
     replaced with probability ``rate``; the share of all outputs right, of the outputs whose source
     digit was kept, and of the corrupted outputs that copy the new digit (NaN when none was)."""
+    if test.x.dim() != 2 or test.x.shape != test.y.shape:
+        raise ValueError(f"test.x and test.y must both be (N, T) token tensors of one shape, got "
+                         f"{tuple(test.x.shape)} and {tuple(test.y.shape)}")
     x_bad, changed = corrupt_tokens(test.x, rate, VOCAB, generator=torch.Generator().manual_seed(seed))
     preds = predict(model, x_bad)                                  # (N, T)
     source_changed = changed.flip(1)                               # output i reads input T - 1 - i

@@ -23,7 +23,7 @@ XDIST := $(if $(filter 0,$(WORKERS)),-p no:xdist,-n $(WORKERS) --dist loadfile)
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: setup lab test test-fast test-notebooks test-compat test-long test-long-cpu test-gpu lint strip doctor bench clean site site-smoke test-site
+.PHONY: setup lab test test-fast test-notebooks test-compat test-long test-long-cpu test-gpu test-gpu-dry lint strip doctor bench clean site site-smoke test-site
 
 setup: $(STAMP)
 
@@ -67,6 +67,12 @@ CPU_NOTEBOOKS ?= $(addprefix notebooks/,09_training_recipes_and_robustness.ipynb
 test-long-cpu: setup
 	$(PY) -m pytest $(XDIST) -m long tests --ignore=tests/long
 	OMP_NUM_THREADS=1 $(PY) -m pytest $(XDIST) --nbval-cell-timeout=1800 $(CPU_NOTEBOOKS) --notebook-profile=cpu
+
+# The gpu profile without a GPU: every lesson executed at the gpu profile's sizes on the CPU, each
+# training loop cut to 2 steps (ATTNFLEX_DRY_RUN_STEPS), its asserts recorded rather than raised.
+# It fails on a cell that crashes (a shape, a size, a dtype); it checks no claim. Not in CI.
+test-gpu-dry: setup
+	$(PY) scripts/dry_run.py --profile gpu --steps 2 --jobs $(if $(filter 0,$(WORKERS)),1,$(WORKERS))
 
 # What needs a CUDA GPU (the device machine, Colab, your own): the `cuda` tests (skipped elsewhere),
 # then every notebook in the gpu profile, then the benchmarks' MFU table.

@@ -16,6 +16,10 @@ from typing import TypeVar
 
 PROFILES = ("smoke", "cpu", "gpu")
 PROFILE_ENV = "ATTNFLEX_PROFILE"
+# A dry run (`make test-gpu-dry`) executes the lessons at one profile's data and model sizes with every
+# training loop cut to this many steps: it finds, in minutes on a CPU, the crashes a full run would
+# meet (shapes, sizes, dtypes), and checks nothing that needs a trained model.
+DRY_RUN_ENV = "ATTNFLEX_DRY_RUN_STEPS"
 
 T = TypeVar("T")
 
@@ -44,6 +48,29 @@ def profile() -> str:
             f"(or unset it to get 'gpu' where CUDA is available and 'cpu' elsewhere)"
         )
     return value
+
+
+def run_steps(steps: int) -> int:
+    """How many of a training loop's ``steps`` to run: all of them, except in a dry run.
+
+    Every training loop in the lab asks this once. With ``ATTNFLEX_DRY_RUN_STEPS=n`` set (a whole
+    number, at least 1) it runs ``min(steps, n)``; the config still says ``steps``, so a schedule
+    keeps its shape and only its first steps run.
+
+    >>> run_steps(2_000)   # with ATTNFLEX_DRY_RUN_STEPS unset
+    2000
+    """
+    raw = os.environ.get(DRY_RUN_ENV, "").strip()
+    if not raw:
+        return steps
+    try:
+        cap = int(raw)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ValueError(f"{DRY_RUN_ENV}={raw!r} is not a step count; use a whole number ≥ 1, or unset it "
+                         f"to run every step")
+    return min(steps, cap)
 
 
 def by_profile(*, smoke: T, cpu: T, gpu: T, profile_name: str | None = None) -> T:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..modules import TransformerBlock, run_with_cache
+from ..profiles import run_steps
 from .bayes import bayes_observer
 from .experiment import single_thread
 from .metrics import excess_errors_by_lag, perseverative_rate, set_loss_rate
@@ -136,7 +137,7 @@ def _train_context(cfg: ContextConfig, progress, device: torch.device, live
     losses = []
     if live is not None:
         live.start(title=f"seed {cfg.seed}", total_steps=cfg.steps)
-    for step in range(cfg.steps):
+    for step in range(run_steps(cfg.steps)):
         s = wcst_stream(cfg.batch_size, cfg.length, cfg.hazard, gen=gen)
         logits = model(trial_tokens(s.cards, s.answers).to(device))        # (B, T, 4)
         loss = F.cross_entropy(logits.reshape(-1, N_VALUES), s.answers.to(device).reshape(-1))

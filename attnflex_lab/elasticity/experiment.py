@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..profiles import run_steps
 from . import metrics as M
 from .models import build_model
 from .tasks import switch_batch
@@ -225,7 +226,8 @@ def _run_schedule(cfg: SwitchConfig, progress, callbacks, live) -> RunResult:
             _, w_before = _predict(model, probe)            # the old habit on the new rule's probe
             old_probe = _probe(prev_rule, rule, cfg, salt=100 + p)  # old rule, lure = new rule
         start, post_choices, reset_done, hit_at, shadow = len(acc), [], False, None, None
-        for i in range(cfg.max_phase_steps):
+        # a dry run (profiles.run_steps) still gives a phase the min_phase_steps its windows need
+        for i in range(max(run_steps(cfg.max_phase_steps), min(cfg.min_phase_steps, cfg.max_phase_steps))):
             batch = switch_batch(cfg.batch_size, rule, prev_rule, k=cfg.k, gen=gen)
             rule_t = torch.full((len(batch),), rule, dtype=torch.long)
             logits, weights = model(batch.query, batch.candidates, rule_t)      # (B, K), (B, K)

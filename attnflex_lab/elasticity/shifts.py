@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..profiles import run_steps
+
 SHIFT_FAMILIES = ("dimension", "mlp", "pointer")
 SHIFT_KINDS = ("ID", "ED", "reversal")
 
@@ -192,7 +194,7 @@ def train_stage(model, opt, stage: Stage, cfg: ShiftConfig, gen: torch.Generator
                 extra_steps: int = 0) -> StageTrace:
     """Train on ``stage`` until criterion, then ``extra_steps`` more; stop at ``max_steps`` if never reached."""
     acc, att, hit = [], [], math.inf
-    for i in range(cfg.max_steps + extra_steps):
+    for i in range(run_steps(cfg.max_steps + extra_steps)):
         cards, target = shift_batch(stage, cfg.batch_size, gen)                       # (n, 2, D), (n,)
         logits = model(cards)                                                         # (n, 2)
         acc.append(float(logits.detach().softmax(-1).gather(1, target[:, None]).mean()))

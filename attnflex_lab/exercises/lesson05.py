@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..modules import TransformerBlock
+from ..profiles import run_steps
 from . import Exercise, register
 
 
@@ -240,7 +241,7 @@ def train_loop(model, get_batch, steps, lr):
     """AdamW on next-token cross-entropy for ``steps`` steps; returns every step's loss (floats)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     losses = []
-    for _ in range(steps):
+    for _ in range(run_steps(steps)):
         ids, targets = get_batch()                                         # (B, T), (B, T)
         logits = model(ids)                                                # (B, T, V)
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())    # mean over the B·T positions

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..profiles import run_steps
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -57,7 +59,7 @@ def train_curve(model: nn.Module, batch_at: Callable[[int], Batch], loss_fn: Cal
                   + (" + scaler" if scaler is not None else ""))
     if live is not None:
         live.start(title=curve.precision, total_steps=steps)
-    for step in range(steps):
+    for step in range(run_steps(steps)):
         x, y = batch_at(step)
         with _autocast(device, amp_dtype):
             loss = loss_fn(model(x), y)

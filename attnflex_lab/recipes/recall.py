@@ -28,7 +28,7 @@ from torch import nn
 
 from .._validate import check_attention_inputs
 from ..kernels import efficient
-from ..profiles import by_profile
+from ..profiles import by_profile, run_steps
 from ..tasks.recall import RecallConfig, recall_pairs
 
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -138,11 +138,11 @@ def train_recall(variant: str, cfg: RecallStudyConfig, seed: int,
     model = build_reader(variant, cfg, seed).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     held_out = [t.to(device) for t in recall_pairs(cfg.task, cfg.eval_size, seed=held_out_seed(seed))]
-    curve = []
-    for step in range(cfg.steps + 1):
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+    curve, steps = [], run_steps(cfg.steps)
+    for step in range(steps + 1):
+        if step % cfg.eval_every == 0 or step == steps:
             curve.append((step, recall_accuracy(model, *held_out)))
-        if step == cfg.steps:
+        if step == steps:
             break
         pairs, queries, answers = (t.to(device) for t in recall_pairs(cfg.task, cfg.batch_size,
                                                                       seed=batch_seed(seed, step)))

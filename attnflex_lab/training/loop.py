@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..perf.flops import synchronize  # the one device sync (perf owns the timer); recipes.lm imports it from here
+from ..profiles import run_steps
 from .batches import batch_indices, gather, rank_slice, to_device
 from .callbacks import TrainState, call_hook
 from .checkpoint import rng_state, save_training_checkpoint, set_rng_state
@@ -47,15 +48,16 @@ class TrainingRun:
         history = state.history
         bar = _progress_bar(cfg, state.rank, state.step)
         started, seconds_before = time.perf_counter(), history.seconds
+        end = run_steps(cfg.steps)  # cfg.steps, or fewer in a dry run (profiles.run_steps)
         try:
             call_hook(self.callbacks, "on_fit_start", state)  # inside: one that fails still ends the others
-            while state.step < cfg.steps and not state.stop:
+            while state.step < end and not state.stop:
                 loss, extras, grad_norm, lr = self._step()
                 state.step += 1
-                if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+                if state.step % cfg.log_every == 0 or state.step == end:
                     state.loss = _log_step(state, loss, grad_norm, extras, lr)
                 call_hook(self.callbacks, "on_step_end", state)
-                last = state.step >= cfg.steps or state.stop
+                last = state.step >= end or state.stop
                 if self.val_data is not None and (
                         last or (cfg.eval_every and state.step % cfg.eval_every == 0)):
                     with self._not_training():

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..device import seed_everything
+from ..profiles import run_steps
 from .batches import batch_indices, gather, to_device
 from .config import TrainConfig
 from .loop import forward_backward, optimizer_step
@@ -75,7 +76,7 @@ def lr_range_test(model: nn.Module, train_data: Dataset, loss_fn: Callable, *, l
     model.to(device).train()
     optimizer = build_optimizer(model, cfg, device)
     result, average, best = LRRangeResult(), 0.0, math.inf
-    for step in range(steps):
+    for step in range(max(run_steps(steps), 3)):   # a dry run (profiles.run_steps) keeps the 3 a slope needs
         lr = lr_min * (lr_max / lr_min) ** (step / (steps - 1))
         for group in optimizer.param_groups:
             group["lr"] = lr

@@ -112,6 +112,14 @@ def test_vocab_errors_name_the_problem():
         D.SOURCE_VOCAB.encode("x" * 40, D.MAX_SOURCE_LEN)
 
 
+def test_heatmap_labels_keep_one_label_per_output_position():
+    """An untrained model emits <pad> and <s> mid-date; decode drops them, a heatmap's row labels
+    must not (lesson 04's heatmaps crashed at the gpu profile's sizes in a dry run)."""
+    ids = torch.tensor([D.TARGET_VOCAB.stoi[c] for c in ("1", "9", D.PAD, D.BOS)])
+    assert D.TARGET_VOCAB.decode(ids) == "19"
+    assert D.TARGET_VOCAB.labels(ids) == ["1", "9", D.PAD, D.BOS]
+
+
 def test_digits_content_matches_the_data_card_checksum():
     import hashlib
 

@@ -151,6 +151,11 @@ class Vocab:
     def decode(self, ids) -> str:
         return "".join(self.itos[int(i)] for i in ids if self.itos[int(i)] not in (PAD, BOS))
 
+    def labels(self, ids) -> list[str]:
+        """One string per id, padding and start tokens included: a heatmap's row labels, which must
+        match its rows even when a model that has barely trained emits ``<pad>`` mid-date."""
+        return [self.itos[int(i)] for i in ids]
+
 
 SOURCE_VOCAB = Vocab((PAD,), SOURCE_CHARS)
 TARGET_VOCAB = Vocab((PAD, BOS), TARGET_CHARS)

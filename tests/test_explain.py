@@ -66,6 +66,15 @@ def test_integrated_gradients_completeness_tightens_with_steps(seed):
     assert errors[1] < errors[0] and errors[2] < errors[1] / 4, errors  # midpoint rule: ~1/steps²
 
 
+def test_integrated_gradients_in_chunks_is_the_one_pass_sum():
+    """Chunks bound memory (lesson 12's gpu profile: 400 images × 64 steps); 7 splits the path unevenly."""
+    model, x, target = _tiny_vit(3), _images(5, seed=4), torch.tensor([0, 3, 5, 7, 9])   # five classes
+    whole = explain.integrated_gradients(model, x, target, steps=6, chunk=10_000)
+    torch.testing.assert_close(explain.integrated_gradients(model, x, target, steps=6, chunk=7), whole)
+    with pytest.raises(ValueError, match="chunk"):
+        explain.integrated_gradients(model, x, target, steps=6, chunk=0)
+
+
 def test_integrated_gradients_of_a_linear_model_is_gradient_x_input():
     torch.manual_seed(0)
     linear = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).double()

@@ -12,6 +12,7 @@ from torch.utils.data import TensorDataset
 
 from attnflex_lab.elasticity.experiment import SwitchConfig, run_schedule
 from attnflex_lab.exercises import lesson05
+from attnflex_lab.perf.flops import time_steps
 from attnflex_lab.profiles import DRY_RUN_ENV, run_steps
 from attnflex_lab.training import TrainConfig, fit
 from attnflex_lab.training.lr_range import lr_range_test
@@ -60,6 +61,14 @@ def test_the_lessons_own_training_loop_is_cut_too(monkeypatch):
     model = nn.Sequential(nn.Embedding(5, 5))
     losses = lesson05.train_loop(model, lambda: (torch.randint(0, 5, (2, 3)), torch.randint(0, 5, (2, 3))), 40, 1e-2)
     assert len(losses) == 2
+
+
+def test_timed_training_steps_are_cut_too(monkeypatch):
+    """Lesson 06 times 20 steps of a GPT at the gpu profile's sizes: minutes each on a CPU."""
+    monkeypatch.setenv(DRY_RUN_ENV, "2")
+    calls = []
+    time_steps(lambda: calls.append(1), 20, warmup=5)
+    assert len(calls) == 4                                  # 2 warm-up + 2 timed
 
 
 def test_a_dry_run_range_test_keeps_the_three_steps_a_slope_needs(monkeypatch):

@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..profiles import run_steps
+
 # Dense (no 2:4 sparsity) peaks in TFLOP/s from the vendor data sheets and architecture whitepapers.
 # NVIDIA prints tensor-core numbers "with sparsity" (marked *); the dense figure is half of that.
 # fp16/bf16 are tensor-core peaks with FP32 accumulate (what PyTorch's matmuls use); fp32 is the
@@ -239,7 +241,9 @@ def time_steps(step: Callable[[], object], steps: int, *, warmup: int = 2,
     block of ``steps`` calls)."""
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
-    return time_runs(step, repeats=1, warmup=warmup, number=steps, device=device)[0]
+    # training steps too: a dry run (profiles.run_steps) times a few, and its time means nothing
+    return time_runs(step, repeats=1, warmup=min(warmup, run_steps(warmup)), number=run_steps(steps),
+                     device=device)[0]
 
 
 def throughput_report(*, tokens_per_step: int, seconds_per_step: float, flops_per_tok: float,

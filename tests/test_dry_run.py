@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
 
 from attnflex_lab.elasticity.experiment import SwitchConfig, run_schedule
 from attnflex_lab.exercises import lesson05
@@ -16,6 +15,7 @@ from attnflex_lab.perf.flops import time_steps
 from attnflex_lab.profiles import DRY_RUN_ENV, run_steps
 from attnflex_lab.training import TrainConfig, fit
 from attnflex_lab.training.lr_range import lr_range_test
+from tests.test_engine_regressions import _data, _loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import dry_run_asserts  # noqa: E402
@@ -33,17 +33,6 @@ def test_a_dry_run_step_count_that_is_not_one_is_refused_by_name(monkeypatch, ra
     monkeypatch.setenv(DRY_RUN_ENV, raw)
     with pytest.raises(ValueError, match=DRY_RUN_ENV):
         run_steps(10)
-
-
-def _data(n=64):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 4, generator=gen)                   # (N, 4)
-    return TensorDataset(x, (x[:, 0] > 0).long())
-
-
-def _loss(model, batch):
-    x, y = batch
-    return nn.functional.cross_entropy(model(x), y)
 
 
 def test_the_engine_runs_the_dry_run_steps_then_evaluates_as_at_the_end(monkeypatch):

@@ -43,9 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_site import PROFILES, ROOT, WakefulClient, find_notebooks  # noqa: E402
 
 CELL_TIMEOUT_S = 1200   # one cell at gpu sizes on a CPU: evaluations and timings run at full size
-# Appended to each lesson: the kernel's peak resident memory. On a CPU the lesson's tensors live in
-# host memory, so this is a rough upper bound on what the same sizes hold on a GPU (the CPU allocator
-# also keeps memory that was freed).
 # Cells that ran out of this machine's 24 GiB at the gpu profile's sizes on a CPU, where no
 # out-of-memory error can be caught: the kernel is killed. They measure memory at sizes meant for a GPU
 # (where lesson 06's sweep catches an out-of-memory error and plots it). A dry run skips them (their
@@ -54,6 +51,9 @@ TOO_BIG_FOR_A_CPU = {
     "06-i11-08": "SDPA's math backend at T = 8192, 12 heads, float32: killed at 13 GiB resident, asking for more",
     "07-028": "four attentions' peak memory and time at T = 4096, B = 4, H = 8: killed at 20.6 GiB resident",
 }
+# Appended to each lesson: the kernel's peak resident memory. On a CPU the lesson's tensors live in
+# host memory, so this is a rough upper bound on what the same sizes hold on a GPU (the CPU allocator
+# also keeps memory that was freed).
 PEAK_MEMORY_CELL = ('import resource; '
                     'print("peak memory GiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)')
 

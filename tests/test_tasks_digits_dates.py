@@ -118,6 +118,8 @@ def test_heatmap_labels_keep_one_label_per_output_position():
     ids = torch.tensor([D.TARGET_VOCAB.stoi[c] for c in ("1", "9", D.PAD, D.BOS)])
     assert D.TARGET_VOCAB.decode(ids) == "19"
     assert D.TARGET_VOCAB.labels(ids) == ["1", "9", D.PAD, D.BOS]
+    with pytest.raises(ValueError, match=r"\(T,\), got \(1, 4\)"):
+        D.TARGET_VOCAB.labels(ids[None])                      # a batch of one is not one sequence
 
 
 def test_digits_content_matches_the_data_card_checksum():

@@ -242,8 +242,7 @@ def time_steps(step: Callable[[], object], steps: int, *, warmup: int = 2,
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     # training steps too: a dry run (profiles.run_steps) times a few, and its time means nothing
-    return time_runs(step, repeats=1, warmup=min(warmup, run_steps(warmup)), number=run_steps(steps),
-                     device=device)[0]
+    return time_runs(step, repeats=1, warmup=run_steps(warmup), number=run_steps(steps), device=device)[0]
 
 
 def throughput_report(*, tokens_per_step: int, seconds_per_step: float, flops_per_tok: float,

@@ -153,7 +153,9 @@ class Vocab:
 
     def labels(self, ids) -> list[str]:
         """One string per id, padding and start tokens included: a heatmap's row labels, which must
-        match its rows even when a model that has barely trained emits ``<pad>`` mid-date."""
+        match its rows even when a model that has barely trained emits ``<pad>`` mid-date. ``ids``: (T,)."""
+        if isinstance(ids, torch.Tensor) and ids.dim() != 1:
+            raise ValueError(f"labels needs one sequence of ids, shape (T,), got {tuple(ids.shape)}")
         return [self.itos[int(i)] for i in ids]
 
 

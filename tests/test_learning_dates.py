@@ -23,6 +23,7 @@ EXACT_TARGET = 0.85  # lesson 04, step 6: exact alignment of the trained dates m
 LONG_GAP = 0.5   # attention minus last-state exact match, per length bin (lesson 04, step 7)
 
 
+@pytest.mark.long  # 45-57 s, the slowest test of make test, which reached 10 min 12 s with it: make test-long-cpu
 def test_dates_seq2seq_translates_and_aligns():
     metrics, run = trained("dates", 0)
     summary = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}

@@ -2,14 +2,21 @@
 
 Memory is asserted (deterministic on CPU: the bytes ops return), time never is.
 Planted bugs each test caught: the backend ignored inside the sweep (flash rows measured the math
-kernel, so they held T×T); the widget's redraw ignoring the measure (still plotting memory).
+kernel, so they held T×T); the widget's redraw ignoring the measure (still plotting memory); lesson
+06's sweep cell asserting on a math row that ran out of memory.
 """
+
+import json
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import torch
 from torch.nn.attention import SDPBackend
 
+import attnflex_lab as afl
+import attnflex_lab.viz.sdpa as sdpa
 from attnflex_lab.viz.sdpa import explore_sdpa_sweep, plot_sdpa_sweep, sdpa_sweep
 from tests.widgets import find_widget
 
@@ -69,3 +76,24 @@ def test_bad_inputs():
         plot_sdpa_sweep([], measure="energy")
     with pytest.raises(ValueError, match="at least one"):
         explore_sdpa_sweep([])
+
+
+def test_lesson06_sweep_cell_holds_when_math_runs_out_of_memory(monkeypatch):
+    """In the gpu profile a 15 GB GPU can run out of memory in the math kernel at T = 8192: the sweep
+    keeps that row (out_of_memory, no bytes). Planted bug, the cell before this fix: it asserted on
+    every length's math row and failed on that one (0 bytes), then would have failed with a KeyError."""
+    measured = sdpa.sdpa_sweep
+
+    def math_out_of_memory_at_the_longest(seq_lens, **kwargs):
+        rows = measured(seq_lens, **kwargs)
+        return [sdpa.SweepRow("MATH", r.seq_len, 0, float("nan"), out_of_memory=True)
+                if (r.backend, r.seq_len) == ("MATH", seq_lens[-1]) else r for r in rows]
+
+    monkeypatch.setattr(sdpa, "sdpa_sweep", math_out_of_memory_at_the_longest)
+    monkeypatch.setenv("ATTNFLEX_PROFILE", "smoke")
+    cells = json.loads((Path(__file__).parents[1] / "notebooks/06_training_on_a_gpu.ipynb").read_text())["cells"]
+    (source,) = ["".join(c["source"]) for c in cells if c.get("id") == "06-i11-08"]
+    namespace = dict(afl=afl, torch=torch, plt=plt, dtype=torch.float32, device=torch.device("cpu"))
+    exec(source, namespace)
+    assert namespace["t_max"] == namespace["sweep_lens"][-2]     # the longest length math ran at
+    plt.close("all")

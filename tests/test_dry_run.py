@@ -18,6 +18,7 @@ from attnflex_lab.training.lr_range import lr_range_test
 from tests.test_engine_regressions import _data, _loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import dry_run  # noqa: E402
 import dry_run_asserts  # noqa: E402
 
 
@@ -100,3 +101,13 @@ def test_a_passing_assert_records_nothing_and_builds_no_message(tmp_path):
 def test_other_errors_still_raise(tmp_path):
     with pytest.raises(RuntimeError, match="shape"):
         _run_softened("assert True\nraise RuntimeError('shape mismatch')\n", tmp_path / "asserts.jsonl")
+
+
+def test_in_gpu_the_lessons_that_need_the_memory_run_last_and_alone():
+    """Planted bug: the lessons all in one pool again (lesson 06's kernel beside another ran this
+    24 GiB machine out of memory)."""
+    lessons = [Path(name) for name in ("05_a.ipynb", "06_training_on_a_gpu.ipynb", "07_b.ipynb")]
+    assert dry_run.schedule(lessons, "gpu", 2) == [([lessons[0], lessons[2]], 2), ([lessons[1]], 1)]
+    assert dry_run.schedule(lessons, "cpu", 2) == [(lessons, 2)]         # small sizes: all together
+    assert dry_run.schedule(lessons[1:2], "gpu", 3) == [([lessons[1]], 1)]
+    assert set(dry_run.RUN_ALONE) <= {nb.name for nb in dry_run.find_notebooks()}   # not renamed away
